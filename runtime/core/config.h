@@ -1,0 +1,87 @@
+/*
+ * config.h - every KCCL_* environment variable, declared once.
+ *
+ * KCCL_CONFIG_MAP is the single table: name, type, default, help. Code reads
+ * values through kccl_config_*(KCCL_CFG_<NAME>); kccl-info prints the table.
+ * Values are read from the environment on each call (cheap: getenv), so tests
+ * and launchers can change them; parse errors name the variable and the
+ * accepted form. Secret-bearing variables are flagged and never printed.
+ */
+#ifndef KCCL_CORE_CONFIG_H
+#define KCCL_CORE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kccl/kccl_status.h"
+
+typedef enum {
+    KCCL_CFG_TYPE_STR,
+    KCCL_CFG_TYPE_INT,
+    KCCL_CFG_TYPE_BOOL,
+    KCCL_CFG_TYPE_SECONDS, /* decimal seconds, e.g. 30 or 0.25 */
+} kccl_cfg_type_t;
+
+#define KCCL_CFG_SECRET 1
+
+/* X(NAME, type, default, flags, help) -> environment variable KCCL_<NAME> */
+#define KCCL_CONFIG_MAP(X)                                                                         \
+    X(LOG_LEVEL, STR, "warn", 0, "log level: none, error, warn, info, debug, trace")               \
+    X(LOG_SUBSYS, STR, "ALL", 0,                                                                   \
+      "subsystems to log: comma list of INIT,BOOT,NET,IPC,IB,PROXY,COLL,KUBE,TOOL; ^ negates")     \
+    X(LOG_FILE, STR, "", 0, "log file instead of stderr; %h host, %p pid, %r rank")               \
+    X(RANK, INT, "-1", 0, "this process's rank (set by kccl-run or the sidecar handoff)")          \
+    X(WORLD_SIZE, INT, "0", 0, "number of ranks in the group")                                     \
+    X(UNIQUE_ID, STR, "", 0, "the group's unique id, base64url text form")                         \
+    X(EPOCH, INT, "0", 0, "the group's epoch (bumped by the operator when the group re-forms)")    \
+    X(GROUP_SECRET_FILE, STR, "", 0,                                                               \
+      "file holding the 32-byte group secret (raw bytes or 64 hex digits)")                        \
+    X(GROUP_SECRET, STR, "", KCCL_CFG_SECRET,                                                      \
+      "the group secret as 64 hex digits (prefer KCCL_GROUP_SECRET_FILE)")                         \
+    X(BOOTSTRAP_INSECURE, BOOL, "0", 0,                                                            \
+      "run the bootstrap with no group secret (anyone who reaches the port may join)")             \
+    X(BOOTSTRAP_TIMEOUT, SECONDS, "30", 0, "deadline of every blocking bootstrap step, seconds")    \
+    X(BOOTSTRAP_ALGO, STR, "auto", 0, "bootstrap all-gather: auto, ring or bruck")                 \
+    X(BOOTSTRAP_RING_MAX, INT, "4", 0, "auto picks the ring up to this many ranks, Bruck above")   \
+    X(BOOTSTRAP_ROOT_FD, INT, "-1", 0,                                                             \
+      "inherited listening socket for the root (set by kccl-run for rank 0)")                      \
+    X(BOOTSTRAP_FILE, STR, "", 0,                                                                  \
+      "handoff file written by kccl-sidecar (KEY=value lines); read before the environment")      \
+    X(SOCKET_IFNAME, STR, "", 0,                                                                   \
+      "interfaces for bootstrap sockets: prefix list, ^ excludes, = exact (e.g. eth0, ^docker,lo)") \
+    X(SOCKET_FAMILY, STR, "", 0, "address family for bootstrap sockets: AF_INET or AF_INET6")      \
+    X(HOST_ID, STR, "", 0, "node identity for co-location (overrides KCCL_NODE_NAME)")             \
+    X(NODE_NAME, STR, "", 0, "Kubernetes node name (downward API spec.nodeName)")
+
+typedef enum {
+#define KCCL_CFG_ENUM_(name, type, def, flags, help) KCCL_CFG_##name,
+    KCCL_CONFIG_MAP(KCCL_CFG_ENUM_)
+#undef KCCL_CFG_ENUM_
+        KCCL_CFG_COUNT
+} kccl_cfg_id_t;
+
+typedef struct {
+    const char *env;   /* "KCCL_LOG_LEVEL" */
+    kccl_cfg_type_t type;
+    const char *def;
+    int flags;
+    const char *help;
+} kccl_cfg_entry_t;
+
+const kccl_cfg_entry_t *kccl_config_entry(kccl_cfg_id_t id);
+
+/* The raw text: the environment's value if set and non-empty, else the default. */
+const char *kccl_config_str(kccl_cfg_id_t id);
+/* 1 when the variable is set (non-empty) in the environment. */
+int kccl_config_is_set(kccl_cfg_id_t id);
+
+kccl_status_t kccl_config_int(kccl_cfg_id_t id, long *out);
+kccl_status_t kccl_config_bool(kccl_cfg_id_t id, int *out);
+kccl_status_t kccl_config_millis(kccl_cfg_id_t id, int64_t *out);
+
+/* Pure parsers (exposed for tests and fuzzing). Return 0 or -1. */
+int kccl_parse_int(const char *text, long *out);
+int kccl_parse_bool(const char *text, int *out);
+int kccl_parse_seconds_ms(const char *text, int64_t *out);
+
+#endif
