@@ -88,8 +88,15 @@ typedef struct kccl_conn {
     kccl_wire_hdr_t hdr;
     uint8_t *payload;
     uint64_t payload_got;
-    /* outbound queue */
+    /* handshake bytes go out first, before any queued frame */
+    uint8_t hs_out[160];
+    size_t hs_len, hs_done;
+    /* outbound queue: flushed once READY */
     kccl_outbuf_t *out_head, *out_tail;
+    uint64_t queued_seq; /* frames queued so far */
+    uint64_t done_seq;   /* frames fully handed to the kernel */
+    int pinned;         /* referenced by a slot (send/recv/root): freed only at fini */
+    kccl_status_t err;  /* why it died, as a status */
     /* root: what this rank checked in with */
     kccl_wire_checkin_t ci;
     /* why it died: errno, or a protocol message */
@@ -128,6 +135,7 @@ struct kccl_bootstrap {
     struct kccl_root *root;   /* the root rank, during create */
 
     kccl_status_t failed;     /* sticky failure, 0 if none */
+    int in_timeout;           /* set while a cond is asked one last time at its deadline */
     int abort_sent;
     uint32_t coll_seq;
 };
@@ -139,7 +147,9 @@ int64_t kccl_now_ms(void);
 int64_t kccl_now_ns(void);
 
 kccl_status_t kccl_engine_init(kccl_bs_t *bs);
-void kccl_engine_fini(kccl_bs_t *bs, int64_t flush_deadline);
+void kccl_engine_fini(kccl_bs_t *bs, int64_t flush_ms);
+/* Tries for up to ms to write out everything queued, quietly. */
+void kccl_engine_flush(kccl_bs_t *bs, int64_t ms);
 
 /* Starts listening for this rank's peers on listen_fd (already bound). */
 kccl_status_t kccl_engine_add_listener(kccl_bs_t *bs, int fd, void *tag);
@@ -154,17 +164,24 @@ kccl_conn_t *kccl_engine_send_conn(kccl_bs_t *bs, int peer);
 /* Queues a frame. copy=0: payload must stay valid until the queue drains. */
 kccl_status_t kccl_engine_queue(kccl_bs_t *bs, kccl_conn_t *c, uint16_t type, uint32_t tag,
                                 const void *payload, uint64_t len, int copy);
+/* The sequence number of the last frame queued on c. */
+static inline uint64_t kccl_engine_last_seq(const kccl_conn_t *c)
+{
+    return c->queued_seq;
+}
 
 /*
  * Runs the loop until cond returns non-zero (> 0 done, < 0 its error),
- * the deadline passes, the bootstrap is aborted or has failed.
+ * the deadline passes, the bootstrap is aborted or has failed. At the
+ * deadline cond is asked once more with bs->in_timeout set, so it can fail
+ * with a precise message; otherwise a generic timeout names step and peer.
  */
 typedef int (*kccl_engine_cond_fn)(kccl_bs_t *bs, void *arg);
 kccl_status_t kccl_engine_wait(kccl_bs_t *bs, int64_t deadline, kccl_engine_cond_fn cond,
                                void *arg, kccl_step_t step, int peer);
 
-/* Condition helpers. */
-int kccl_engine_sent(kccl_bs_t *bs, int peer);
+/* Condition helpers. 1 once frame seq to peer is with the kernel, < 0 if lost first. */
+int kccl_engine_sent(kccl_bs_t *bs, int peer, uint64_t seq);
 /* Pops the first frame of type/tag from peer's queue, or NULL. */
 kccl_frame_t *kccl_engine_take(kccl_bs_t *bs, int peer, uint16_t type, uint32_t tag);
 void kccl_frame_free(kccl_frame_t *f);
@@ -176,6 +193,13 @@ void kccl_frame_free(kccl_frame_t *f);
 kccl_status_t kccl_engine_fail(kccl_bs_t *bs, kccl_status_t status, int lost_rank,
                                kccl_step_t step, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+
+/* Accepts pending check-ins on the root's listener (root.c calls it). */
+void kccl_engine_accept_root(kccl_bs_t *bs, int root_fd);
+/* Sends REFUSE{reason, detail} on c, logs it, and closes c. */
+void kccl_engine_refuse(kccl_bs_t *bs, kccl_conn_t *c, uint32_t reason, uint32_t detail);
+/* Closes c (it stays allocated while pinned). */
+void kccl_engine_close(kccl_bs_t *bs, kccl_conn_t *c, const char *why);
 
 /* Hooks the root (root.c) plugs into the engine. */
 void kccl_root_on_accept(kccl_bs_t *bs, kccl_conn_t *c);
