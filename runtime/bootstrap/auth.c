@@ -32,27 +32,69 @@ kccl_status_t kccl_random_bytes(void *buf, size_t len)
     return KCCL_OK;
 }
 
+kccl_status_t kccl_hmac_key_init(kccl_hmac_key_t *k, const uint8_t key[KCCL_GROUP_SECRET_BYTES])
+{
+    uint8_t ipad[64], opad[64];
+    EVP_MD_CTX *in = EVP_MD_CTX_new(), *out = EVP_MD_CTX_new();
+    k->inner = k->outer = NULL;
+    /* HMAC (RFC 2104) with a 32-byte key, shorter than SHA-256's 64-byte block. */
+    memset(ipad, 0x36, sizeof(ipad));
+    memset(opad, 0x5c, sizeof(opad));
+    for (int i = 0; i < KCCL_GROUP_SECRET_BYTES; i++) {
+        ipad[i] ^= key[i];
+        opad[i] ^= key[i];
+    }
+    int ok = in && out && EVP_DigestInit_ex(in, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(in, ipad, sizeof(ipad)) &&
+             EVP_DigestInit_ex(out, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(out, opad, sizeof(opad));
+    OPENSSL_cleanse(ipad, sizeof(ipad));
+    OPENSSL_cleanse(opad, sizeof(opad));
+    if (!ok) {
+        EVP_MD_CTX_free(in);
+        EVP_MD_CTX_free(out);
+        KCCL_FAIL(BOOT, KCCL_ERR_SYSTEM, "libcrypto could not set up HMAC-SHA256");
+    }
+    k->inner = in;
+    k->outer = out;
+    return KCCL_OK;
+}
+
+void kccl_hmac_key_fini(kccl_hmac_key_t *k)
+{
+    EVP_MD_CTX_free(k->inner);
+    EVP_MD_CTX_free(k->outer);
+    k->inner = k->outer = NULL;
+}
+
+void kccl_hmac(const kccl_hmac_key_t *k, const char *label, const uint8_t *a, size_t alen,
+               const uint8_t *b, size_t blen, const uint8_t *c, size_t clen,
+               uint8_t out[KCCL_MAC_BYTES])
+{
+    uint8_t ih[32];
+    unsigned int n = 0;
+    EVP_MD_CTX *t = EVP_MD_CTX_new();
+    int ok = t && EVP_MD_CTX_copy_ex(t, k->inner) &&
+             EVP_DigestUpdate(t, label, strlen(label)) && (!alen || EVP_DigestUpdate(t, a, alen)) &&
+             (!blen || EVP_DigestUpdate(t, b, blen)) && (!clen || EVP_DigestUpdate(t, c, clen)) &&
+             EVP_DigestFinal_ex(t, ih, &n) && EVP_MD_CTX_copy_ex(t, k->outer) &&
+             EVP_DigestUpdate(t, ih, sizeof(ih)) && EVP_DigestFinal_ex(t, out, &n);
+    EVP_MD_CTX_free(t);
+    if (!ok) /* a MAC of zeros never verifies against a real one: fails closed */
+        memset(out, 0, KCCL_MAC_BYTES);
+}
+
 void kccl_auth_mac(const uint8_t key[KCCL_GROUP_SECRET_BYTES], const char *label,
                    const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
                    const uint8_t *c, size_t clen, uint8_t out[KCCL_MAC_BYTES])
 {
-    /* One contiguous message keeps us on OpenSSL's one-shot HMAC(), which is
-     * not deprecated in 3.x. Bootstrap transcripts are a few hundred bytes. */
-    uint8_t msg[512];
-    size_t llen = strlen(label), n = 0;
-    unsigned int outlen = KCCL_MAC_BYTES;
-    if (llen + alen + blen + clen > sizeof(msg)) {
-        memset(out, 0, KCCL_MAC_BYTES); /* cannot happen with wire.h's sizes */
+    kccl_hmac_key_t k;
+    if (kccl_hmac_key_init(&k, key) != KCCL_OK) {
+        memset(out, 0, KCCL_MAC_BYTES);
         return;
     }
-    memcpy(msg + n, label, llen), n += llen;
-    if (alen)
-        memcpy(msg + n, a, alen), n += alen;
-    if (blen)
-        memcpy(msg + n, b, blen), n += blen;
-    if (clen)
-        memcpy(msg + n, c, clen), n += clen;
-    HMAC(EVP_sha256(), key, KCCL_GROUP_SECRET_BYTES, msg, n, out, &outlen);
+    kccl_hmac(&k, label, a, alen, b, blen, c, clen, out);
+    kccl_hmac_key_fini(&k);
 }
 
 int kccl_auth_equal(const uint8_t *x, const uint8_t *y, size_t len)

@@ -15,7 +15,22 @@
 /* Cryptographically random bytes (getrandom). */
 kccl_status_t kccl_random_bytes(void *buf, size_t len);
 
-/* HMAC-SHA256(key, label | a | b | c); any part may be empty. */
+/*
+ * A keyed HMAC-SHA256 state: the inner and outer pads are hashed once per
+ * bootstrap, so each handshake MAC costs two short hash finishes. Opaque.
+ */
+typedef struct kccl_hmac_key {
+    void *inner, *outer; /* EVP_MD_CTX */
+} kccl_hmac_key_t;
+
+kccl_status_t kccl_hmac_key_init(kccl_hmac_key_t *k, const uint8_t key[KCCL_GROUP_SECRET_BYTES]);
+void kccl_hmac_key_fini(kccl_hmac_key_t *k);
+/* HMAC-SHA256(key, label | a | b | c) with a prepared key. */
+void kccl_hmac(const kccl_hmac_key_t *k, const char *label, const uint8_t *a, size_t alen,
+               const uint8_t *b, size_t blen, const uint8_t *c, size_t clen,
+               uint8_t out[KCCL_MAC_BYTES]);
+
+/* HMAC-SHA256(key, label | a | b | c); any part may be empty. One-shot form of kccl_hmac. */
 void kccl_auth_mac(const uint8_t key[KCCL_GROUP_SECRET_BYTES], const char *label,
                    const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
                    const uint8_t *c, size_t clen, uint8_t out[KCCL_MAC_BYTES]);

@@ -225,6 +225,7 @@ static kccl_status_t bs_setup(kccl_bs_t *bs, const kccl_unique_id_t *id,
     KCCL_CHECK(resolve_key(bs, o));
     if (o->timeout_ms <= 0)
         KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG, "bootstrap timeout must be positive");
+    KCCL_CHECK(kccl_hmac_key_init(&bs->hkey, bs->key));
     bs->timeout_ms = o->timeout_ms;
     bs->algo = o->algo;
     bs->ring_max = o->ring_max;
@@ -287,6 +288,7 @@ kccl_status_t kccl_bootstrap_create(const kccl_unique_id_t *id, int rank, int nr
     return KCCL_OK;
 err:
     kccl_engine_fini(bs, DESTROY_FLUSH_MS);
+    kccl_hmac_key_fini(&bs->hkey);
     OPENSSL_cleanse(bs->key, sizeof(bs->key));
     free(bs);
     return st;
@@ -333,6 +335,7 @@ void kccl_bootstrap_destroy(kccl_bootstrap_t bs)
     if (bs == NULL)
         return;
     kccl_engine_fini(bs, DESTROY_FLUSH_MS);
+    kccl_hmac_key_fini(&bs->hkey);
     OPENSSL_cleanse(bs->key, sizeof(bs->key));
     free(bs);
 }

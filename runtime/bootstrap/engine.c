@@ -122,9 +122,9 @@ static void conn_kill(kccl_bs_t *bs, kccl_conn_t *c, const char *why)
         snprintf(c->why, sizeof(c->why), "%s", why);
     int was_ready = c->state == KCCL_CONN_READY;
     c->state = KCCL_CONN_DEAD;
-    conn_set_events(bs, c, 0);
     if (c->fd >= 0)
-        close(c->fd);
+        close(c->fd); /* also leaves the epoll set: no descriptor is shared */
+    c->ep_events = 0;
     c->fd = -1;
     free(c->payload);
     c->payload = NULL;
@@ -180,25 +180,18 @@ static int conn_write(kccl_bs_t *bs, kccl_conn_t *c, struct iovec *iov, int n, s
     }
 }
 
-static int conn_flush(kccl_bs_t *bs, kccl_conn_t *c)
+/* Fills iov with what is pending, handshake bytes first, then (once READY)
+ * queued frames: one sendmsg carries a PROOF and the data behind it. */
+static int flush_iov(kccl_conn_t *c, struct iovec *iov, int max)
 {
-    size_t w;
-    if (c->state == KCCL_CONN_DEAD || c->state == KCCL_CONN_CONNECTING)
-        return 0;
-    while (c->hs_done < c->hs_len) {
-        struct iovec iov = {.iov_base = c->hs_out + c->hs_done, .iov_len = c->hs_len - c->hs_done};
-        int r = conn_write(bs, c, &iov, 1, &w);
-        if (r < 0)
-            return -1;
-        c->hs_done += w;
-        if (r > 0)
-            goto out;
+    int n = 0;
+    if (c->hs_done < c->hs_len) {
+        iov[n].iov_base = c->hs_out + c->hs_done;
+        iov[n++].iov_len = c->hs_len - c->hs_done;
     }
-    c->hs_len = c->hs_done = 0;
-    while (c->out_head && c->state == KCCL_CONN_READY) {
-        kccl_outbuf_t *o = c->out_head;
-        struct iovec iov[2];
-        int n = 0;
+    if (c->state != KCCL_CONN_READY)
+        return n;
+    for (kccl_outbuf_t *o = c->out_head; o && n + 2 <= max; o = o->next) {
         if (o->done < KCCL_WIRE_HDR_BYTES) {
             iov[n].iov_base = o->hdr + o->done;
             iov[n++].iov_len = KCCL_WIRE_HDR_BYTES - o->done;
@@ -211,10 +204,27 @@ static int conn_flush(kccl_bs_t *bs, kccl_conn_t *c)
             iov[n].iov_base = (void *)(o->payload + off);
             iov[n++].iov_len = o->len - off;
         }
-        int r = conn_write(bs, c, iov, n, &w);
-        if (r < 0)
-            return -1;
-        o->done += w;
+    }
+    return n;
+}
+
+/* Accounts w written bytes against hs_out and the queue. */
+static void flush_advance(kccl_conn_t *c, size_t w)
+{
+    size_t hs = c->hs_len - c->hs_done;
+    if (hs) {
+        size_t k = w < hs ? w : hs;
+        c->hs_done += k;
+        w -= k;
+        if (c->hs_done == c->hs_len)
+            c->hs_len = c->hs_done = 0;
+    }
+    while (w > 0 && c->out_head) {
+        kccl_outbuf_t *o = c->out_head;
+        uint64_t left = KCCL_WIRE_HDR_BYTES + o->len - o->done;
+        uint64_t k = w < left ? w : left;
+        o->done += k;
+        w -= k;
         if (o->done == KCCL_WIRE_HDR_BYTES + o->len) {
             c->done_seq++;
             c->out_head = o->next;
@@ -223,10 +233,26 @@ static int conn_flush(kccl_bs_t *bs, kccl_conn_t *c)
             free(o->owned);
             free(o);
         }
+    }
+}
+
+static int conn_flush(kccl_bs_t *bs, kccl_conn_t *c)
+{
+    struct iovec iov[16];
+    size_t w;
+    if (c->state == KCCL_CONN_DEAD || c->state == KCCL_CONN_CONNECTING)
+        return 0;
+    for (;;) {
+        int n = flush_iov(c, iov, 16);
+        if (n == 0)
+            break;
+        int r = conn_write(bs, c, iov, n, &w);
+        if (r < 0)
+            return -1;
+        flush_advance(c, w);
         if (r > 0)
             break;
     }
-out:
     conn_update_events(bs, c);
     return 0;
 }
@@ -289,7 +315,6 @@ static void on_connected(kccl_bs_t *bs, kccl_conn_t *c);
 static void connect_failed(kccl_bs_t *bs, kccl_conn_t *c, int err)
 {
     c->last_errno = err;
-    conn_set_events(bs, c, 0);
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -324,7 +349,7 @@ static void conn_start_connect(kccl_bs_t *bs, kccl_conn_t *c)
         connect_failed(bs, c, errno == EMFILE ? EMFILE : errno);
         return;
     }
-    kccl_sock_tune(fd);
+    kccl_sock_nodelay(fd);
     c->fd = fd;
     c->ep_events = 0;
     if (connect(fd, (struct sockaddr *)&ss, sslen) == 0) {
@@ -395,7 +420,7 @@ static void accept_all(kccl_bs_t *bs, int lfd, uint8_t kind)
                                     "limit (ulimit -n)", strerror(errno));
             return;
         }
-        kccl_sock_tune(fd);
+        kccl_sock_nodelay(fd);
         kccl_conn_t *c = conn_new(bs, fd, 0);
         if (c == NULL) {
             close(fd);
@@ -471,7 +496,7 @@ static void on_hello(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *hdr,
     c->peer = (int)h.rank;
     kccl_random_bytes(c->server_nonce, KCCL_NONCE_BYTES);
     memcpy(ch, c->server_nonce, KCCL_NONCE_BYTES);
-    kccl_auth_mac(bs->key, "kccl-a", c->hello, KCCL_WIRE_HELLO_BYTES, c->server_nonce,
+    kccl_hmac(&bs->hkey, "kccl-a", c->hello, KCCL_WIRE_HELLO_BYTES, c->server_nonce,
                   KCCL_NONCE_BYTES, NULL, 0, ch + KCCL_NONCE_BYTES);
     c->state = KCCL_CONN_WAIT_PROOF;
     conn_hs_send(bs, c, KCCL_MSG_CHALLENGE, ch, sizeof(ch));
@@ -488,7 +513,7 @@ static void on_proof(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *hdr,
     }
     const uint8_t *rest = payload + KCCL_MAC_BYTES;
     uint64_t restlen = hdr->len - KCCL_MAC_BYTES;
-    kccl_auth_mac(bs->key, "kccl-c", c->hello, KCCL_WIRE_HELLO_BYTES, c->server_nonce,
+    kccl_hmac(&bs->hkey, "kccl-c", c->hello, KCCL_WIRE_HELLO_BYTES, c->server_nonce,
                   KCCL_NONCE_BYTES, rest, restlen, mac);
     if (!kccl_auth_equal(mac, payload, KCCL_MAC_BYTES)) {
         refuse(bs, c, KCCL_REFUSE_AUTH, 0, c->peer);
@@ -526,7 +551,7 @@ static void on_challenge(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *h
         conn_kill(bs, c, "the peer answered the hello with something other than a challenge");
         return;
     }
-    kccl_auth_mac(bs->key, "kccl-a", c->hello, KCCL_WIRE_HELLO_BYTES, payload, KCCL_NONCE_BYTES,
+    kccl_hmac(&bs->hkey, "kccl-a", c->hello, KCCL_WIRE_HELLO_BYTES, payload, KCCL_NONCE_BYTES,
                   NULL, 0, mac);
     if (!kccl_auth_equal(mac, payload + KCCL_NONCE_BYTES, KCCL_MAC_BYTES)) {
         c->err = KCCL_ERR_AUTH;
@@ -535,7 +560,7 @@ static void on_challenge(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *h
         return;
     }
     memcpy(proof + KCCL_MAC_BYTES, c->checkin, extra);
-    kccl_auth_mac(bs->key, "kccl-c", c->hello, KCCL_WIRE_HELLO_BYTES, payload, KCCL_NONCE_BYTES,
+    kccl_hmac(&bs->hkey, "kccl-c", c->hello, KCCL_WIRE_HELLO_BYTES, payload, KCCL_NONCE_BYTES,
                   proof + KCCL_MAC_BYTES, extra, proof);
     c->state = KCCL_CONN_READY;
     conn_hs_send(bs, c, KCCL_MSG_PROOF, proof, KCCL_MAC_BYTES + extra);
@@ -671,50 +696,82 @@ static ssize_t conn_recv(kccl_bs_t *bs, kccl_conn_t *c, void *buf, size_t len)
     }
 }
 
+/* A whole header is in hdrbuf: validate it and get the payload buffer. */
+static int conn_begin_payload(kccl_bs_t *bs, kccl_conn_t *c)
+{
+    const char *why = NULL;
+    if (kccl_wire_get_hdr(c->hdrbuf, KCCL_WIRE_HDR_BYTES, &c->hdr, &why) != KCCL_OK ||
+        (c->state != KCCL_CONN_READY && c->hdr.len > HANDSHAKE_MAX_FRAME)) {
+        why = why ? why : "oversized handshake frame";
+        if (c->state == KCCL_CONN_READY || c->outbound)
+            kccl_log_error(BOOT, "protocol error from %s (rank %d): %s", c->remote_text, c->peer,
+                           why);
+        else
+            kccl_log_warn(BOOT, "dropped connection from %s: %s", c->remote_text, why);
+        c->err = KCCL_ERR_PROTOCOL;
+        conn_kill(bs, c, why);
+        return -1;
+    }
+    c->payload_got = 0;
+    c->payload = malloc(c->hdr.len ? c->hdr.len : 1);
+    if (c->payload == NULL) {
+        c->err = KCCL_ERR_NO_MEMORY;
+        conn_kill(bs, c, "out of memory for a frame");
+        return -1;
+    }
+    return 0;
+}
+
+/* Consumes bytes already received into frames; returns -1 once c died. */
+static int conn_parse(kccl_bs_t *bs, kccl_conn_t *c, const uint8_t *p, size_t n)
+{
+    while (n > 0 || (c->hdr_got == KCCL_WIRE_HDR_BYTES && c->payload_got == c->hdr.len)) {
+        if (c->hdr_got < KCCL_WIRE_HDR_BYTES) {
+            size_t k = KCCL_WIRE_HDR_BYTES - c->hdr_got;
+            k = k < n ? k : n;
+            memcpy(c->hdrbuf + c->hdr_got, p, k);
+            c->hdr_got += k, p += k, n -= k;
+            if (c->hdr_got < KCCL_WIRE_HDR_BYTES)
+                return 0;
+            if (conn_begin_payload(bs, c) != 0)
+                return -1;
+        }
+        uint64_t left = c->hdr.len - c->payload_got;
+        size_t k = left < n ? (size_t)left : n;
+        memcpy(c->payload + c->payload_got, p, k);
+        c->payload_got += k, p += k, n -= k;
+        if (c->payload_got < c->hdr.len)
+            return 0;
+        uint8_t *frame = c->payload;
+        kccl_wire_hdr_t h = c->hdr;
+        c->payload = NULL;
+        c->hdr_got = 0;
+        on_frame(bs, c, &h, frame);
+        if (c->state == KCCL_CONN_DEAD)
+            return -1;
+    }
+    return 0;
+}
+
 static void conn_read(kccl_bs_t *bs, kccl_conn_t *c)
 {
+    uint8_t buf[4096];
     while (c->state != KCCL_CONN_DEAD) {
-        if (c->hdr_got < KCCL_WIRE_HDR_BYTES) {
-            ssize_t n = conn_recv(bs, c, c->hdrbuf + c->hdr_got, KCCL_WIRE_HDR_BYTES - c->hdr_got);
-            if (n <= 0)
-                return;
-            c->hdr_got += (size_t)n;
-            if (c->hdr_got < KCCL_WIRE_HDR_BYTES)
-                continue;
-            const char *why = NULL;
-            if (kccl_wire_get_hdr(c->hdrbuf, KCCL_WIRE_HDR_BYTES, &c->hdr, &why) != KCCL_OK ||
-                (c->state != KCCL_CONN_READY && c->hdr.len > HANDSHAKE_MAX_FRAME)) {
-                why = why ? why : "oversized handshake frame";
-                if (c->state == KCCL_CONN_READY || c->outbound)
-                    kccl_log_error(BOOT, "protocol error from %s (rank %d): %s", c->remote_text,
-                                   c->peer, why);
-                else
-                    kccl_log_warn(BOOT, "dropped connection from %s: %s", c->remote_text, why);
-                c->err = KCCL_ERR_PROTOCOL;
-                conn_kill(bs, c, why);
-                return;
-            }
-            c->payload_got = 0;
-            c->payload = malloc(c->hdr.len ? c->hdr.len : 1);
-            if (c->payload == NULL) {
-                c->err = KCCL_ERR_NO_MEMORY;
-                conn_kill(bs, c, "out of memory for a frame");
-                return;
-            }
-        }
-        if (c->payload_got < c->hdr.len) {
+        /* The tail of a large payload goes straight into its buffer. */
+        if (c->hdr_got == KCCL_WIRE_HDR_BYTES && c->hdr.len - c->payload_got >= sizeof(buf)) {
             ssize_t n = conn_recv(bs, c, c->payload + c->payload_got, c->hdr.len - c->payload_got);
             if (n <= 0)
                 return;
             c->payload_got += (uint64_t)n;
-            if (c->payload_got < c->hdr.len)
-                continue;
+            if (conn_parse(bs, c, NULL, 0) != 0)
+                return;
+            continue;
         }
-        uint8_t *p = c->payload;
-        kccl_wire_hdr_t h = c->hdr;
-        c->payload = NULL;
-        c->hdr_got = 0;
-        on_frame(bs, c, &h, p);
+        ssize_t n = conn_recv(bs, c, buf, sizeof(buf));
+        if (n <= 0 || conn_parse(bs, c, buf, (size_t)n) != 0)
+            return;
+        if ((size_t)n < sizeof(buf))
+            return; /* drained: level-triggered epoll reports more */
     }
 }
 
@@ -981,8 +1038,6 @@ void kccl_engine_fini(kccl_bs_t *bs, int64_t flush_ms)
         kccl_engine_flush(bs, flush_ms);
     while (bs->conns) {
         bs->conns->pinned = 0;
-        if (bs->conns->fd >= 0)
-            shutdown(bs->conns->fd, SHUT_WR);
         conn_destroy(bs, bs->conns);
     }
     for (int r = 0; bs->q_head && r < bs->nranks; r++) {

@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "bootstrap/auth.h"
 #include "bootstrap/uniqueid.h"
 #include "bootstrap/wire.h"
 #include "kccl/kccl_bootstrap.h"
@@ -109,6 +110,7 @@ struct kccl_bootstrap {
     int rank, nranks;
     kccl_uid_fields_t uid;
     uint8_t key[KCCL_GROUP_SECRET_BYTES];
+    kccl_hmac_key_t hkey; /* key, prepared */
     int64_t timeout_ms;
     kccl_bootstrap_algo_t algo;
     int ring_max;

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,21 +13,12 @@
 #include "core/config.h"
 #include "core/error.h"
 
-kccl_status_t kccl_host_id_resolve(char *buf, size_t len)
+/* hostname + boot id cannot change while the process lives: read them once. */
+static char host_boot[320];
+static pthread_once_t host_boot_once = PTHREAD_ONCE_INIT;
+
+static void read_host_boot(void)
 {
-    const char *v;
-    if (len == 0)
-        return KCCL_ERR_INVALID_ARG;
-    if (kccl_config_is_set(KCCL_CFG_HOST_ID))
-        v = kccl_config_str(KCCL_CFG_HOST_ID);
-    else if (kccl_config_is_set(KCCL_CFG_NODE_NAME))
-        v = kccl_config_str(KCCL_CFG_NODE_NAME);
-    else
-        v = NULL;
-    if (v) {
-        snprintf(buf, len, "%s", v);
-        return KCCL_OK;
-    }
     char host[256] = "unknown", boot[64] = "";
     gethostname(host, sizeof(host) - 1);
     int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
@@ -36,7 +28,21 @@ kccl_status_t kccl_host_id_resolve(char *buf, size_t len)
         boot[n > 0 ? n : 0] = '\0';
         boot[strcspn(boot, "\n")] = '\0';
     }
-    snprintf(buf, len, "%s/%s", host, boot[0] ? boot : "noboot");
+    snprintf(host_boot, sizeof(host_boot), "%s/%s", host, boot[0] ? boot : "noboot");
+}
+
+kccl_status_t kccl_host_id_resolve(char *buf, size_t len)
+{
+    if (len == 0)
+        return KCCL_ERR_INVALID_ARG;
+    if (kccl_config_is_set(KCCL_CFG_HOST_ID))
+        snprintf(buf, len, "%s", kccl_config_str(KCCL_CFG_HOST_ID));
+    else if (kccl_config_is_set(KCCL_CFG_NODE_NAME))
+        snprintf(buf, len, "%s", kccl_config_str(KCCL_CFG_NODE_NAME));
+    else {
+        pthread_once(&host_boot_once, read_host_boot);
+        snprintf(buf, len, "%s", host_boot);
+    }
     return KCCL_OK;
 }
 

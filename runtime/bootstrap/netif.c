@@ -10,7 +10,10 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -79,10 +82,67 @@ static int candidate_rank(const struct ifaddrs *ifa, const char *spec, int famil
     return r;
 }
 
+/* getifaddrs() costs ~100 us (a netlink dump) and every bootstrap asks, so
+ * the last answer is reused for a few seconds. Interfaces of a pod do not
+ * change while it bootstraps; a changed host is seen after the TTL. */
+#define NETIF_CACHE_TTL_NS (5LL * 1000 * 1000 * 1000)
+
+static struct {
+    pthread_mutex_t lock;
+    int valid;
+    char spec[64];
+    int family;
+    int64_t when;
+    kccl_wire_addr_t addr;
+    char ifname[IFNAMSIZ];
+} netif_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int netif_cache_get(const char *spec, int family, kccl_wire_addr_t *out, char *ifname_out,
+                           size_t ifname_len)
+{
+    int hit = 0;
+    pthread_mutex_lock(&netif_cache.lock);
+    if (netif_cache.valid && netif_cache.family == family &&
+        strcmp(netif_cache.spec, spec) == 0 && mono_ns() - netif_cache.when < NETIF_CACHE_TTL_NS) {
+        *out = netif_cache.addr;
+        if (ifname_out && ifname_len)
+            snprintf(ifname_out, ifname_len, "%s", netif_cache.ifname);
+        hit = 1;
+    }
+    pthread_mutex_unlock(&netif_cache.lock);
+    return hit;
+}
+
+static void netif_cache_put(const char *spec, int family, const kccl_wire_addr_t *addr,
+                            const char *ifname)
+{
+    if (strlen(spec) >= sizeof(netif_cache.spec))
+        return;
+    pthread_mutex_lock(&netif_cache.lock);
+    snprintf(netif_cache.spec, sizeof(netif_cache.spec), "%s", spec);
+    snprintf(netif_cache.ifname, sizeof(netif_cache.ifname), "%s", ifname);
+    netif_cache.family = family;
+    netif_cache.addr = *addr;
+    netif_cache.when = mono_ns();
+    netif_cache.valid = 1;
+    pthread_mutex_unlock(&netif_cache.lock);
+}
+
 kccl_status_t kccl_netif_pick(const char *spec, int family, kccl_wire_addr_t *out,
                               char *ifname_out, size_t ifname_len)
 {
     struct ifaddrs *list = NULL, *best = NULL;
+    if (spec == NULL)
+        spec = "";
+    if (netif_cache_get(spec, family, out, ifname_out, ifname_len))
+        return KCCL_OK;
     int best_rank = 1 << 30;
     if (getifaddrs(&list) != 0)
         KCCL_FAIL(NET, KCCL_ERR_SYSTEM, "getifaddrs failed: %s", strerror(errno));
@@ -98,10 +158,11 @@ kccl_status_t kccl_netif_pick(const char *spec, int family, kccl_wire_addr_t *ou
         KCCL_FAIL(NET, KCCL_ERR_CONFIG,
                   "no usable network interface matches KCCL_SOCKET_IFNAME='%s'%s; list the "
                   "interfaces with 'ip addr' and set KCCL_SOCKET_IFNAME to one that is up",
-                  spec ? spec : "", family == 6 ? " with IPv6" : family == 4 ? " with IPv4" : "");
+                  spec, family == 6 ? " with IPv6" : family == 4 ? " with IPv4" : "");
     }
     kccl_wire_addr_from_sockaddr(best->ifa_addr, out);
     out->port = 0;
+    netif_cache_put(spec, family, out, best->ifa_name);
     if (ifname_out && ifname_len) {
         strncpy(ifname_out, best->ifa_name, ifname_len - 1);
         ifname_out[ifname_len - 1] = '\0';
@@ -160,12 +221,8 @@ kccl_status_t kccl_sock_listen(const kccl_wire_addr_t *addr, int backlog, int *f
     return KCCL_OK;
 }
 
-void kccl_sock_tune(int fd)
+void kccl_sock_nodelay(int fd)
 {
     int one = 1;
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0)
-        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }

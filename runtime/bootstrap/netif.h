@@ -37,7 +37,8 @@ kccl_status_t kccl_sock_listen(const kccl_wire_addr_t *addr, int backlog, int *f
 /* Reads a listener's bound address (for inherited descriptors). */
 kccl_status_t kccl_sock_bound_addr(int fd, kccl_wire_addr_t *bound);
 
-/* Sets O_NONBLOCK, FD_CLOEXEC, TCP_NODELAY on a connected socket. */
-void kccl_sock_tune(int fd);
+/* Sets TCP_NODELAY: handshake and data frames are small and latency-bound.
+ * (Sockets are created non-blocking and close-on-exec already.) */
+void kccl_sock_nodelay(int fd);
 
 #endif
