@@ -406,6 +406,25 @@ kccl_conn_t *kccl_engine_send_conn(kccl_bs_t *bs, int peer)
 
 /* --------------------------------------------------------------- accept */
 
+kccl_conn_t *kccl_engine_adopt(kccl_bs_t *bs, int fd, uint8_t kind, const struct sockaddr *peer)
+{
+    kccl_conn_t *c = conn_new(bs, fd, 0);
+    if (c == NULL) {
+        close(fd);
+        return NULL;
+    }
+    c->kind = kind;
+    c->state = KCCL_CONN_WAIT_HELLO;
+    int64_t hs = bs->timeout_ms < HANDSHAKE_TIMEOUT_MS ? bs->timeout_ms : HANDSHAKE_TIMEOUT_MS;
+    c->hs_deadline = kccl_now_ms() + hs;
+    if (peer && kccl_wire_addr_from_sockaddr(peer, &c->remote) == KCCL_OK)
+        kccl_wire_addr_format(&c->remote, c->remote_text, sizeof(c->remote_text));
+    else
+        snprintf(c->remote_text, sizeof(c->remote_text), "(local)");
+    conn_update_events(bs, c);
+    return c;
+}
+
 static void accept_all(kccl_bs_t *bs, int lfd, uint8_t kind)
 {
     for (;;) {
@@ -421,18 +440,8 @@ static void accept_all(kccl_bs_t *bs, int lfd, uint8_t kind)
             return;
         }
         kccl_sock_nodelay(fd);
-        kccl_conn_t *c = conn_new(bs, fd, 0);
-        if (c == NULL) {
-            close(fd);
+        if (kccl_engine_adopt(bs, fd, kind, (struct sockaddr *)&ss) == NULL)
             return;
-        }
-        c->kind = kind;
-        c->state = KCCL_CONN_WAIT_HELLO;
-        int64_t hs = bs->timeout_ms < HANDSHAKE_TIMEOUT_MS ? bs->timeout_ms : HANDSHAKE_TIMEOUT_MS;
-        c->hs_deadline = kccl_now_ms() + hs;
-        kccl_wire_addr_from_sockaddr((struct sockaddr *)&ss, &c->remote);
-        kccl_wire_addr_format(&c->remote, c->remote_text, sizeof(c->remote_text));
-        conn_update_events(bs, c);
     }
 }
 

@@ -196,6 +196,10 @@ kccl_status_t kccl_engine_fail(kccl_bs_t *bs, kccl_status_t status, int lost_ran
                                kccl_step_t step, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Takes an accepted (non-blocking) socket as an inbound connection of kind;
+ * also how tests and fuzzers feed bytes to the handshake. */
+kccl_conn_t *kccl_engine_adopt(kccl_bs_t *bs, int fd, uint8_t kind, const struct sockaddr *peer);
+
 /* Accepts pending check-ins on the root's listener (root.c calls it). */
 void kccl_engine_accept_root(kccl_bs_t *bs, int root_fd);
 /* Sends REFUSE{reason, detail} on c, logs it, and closes c. */
