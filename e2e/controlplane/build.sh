@@ -82,6 +82,32 @@ find_go() {
     die "Go toolchain not found (set GO=/path/to/go)"
 }
 
+# The Go commands run in their own process group, in the background, so that an
+# interrupt (Ctrl-C, SIGTERM) stops them too instead of leaving an orphan build.
+# They do not inherit the lock descriptor (9).
+child=""
+on_signal() {
+    log "interrupted; stopping the Go build (finished binaries stay in staging)"
+    if [[ -n "${child}" ]]; then
+        kill -TERM -- "-${child}" 2>/dev/null || kill -TERM "${child}" 2>/dev/null || true
+        wait "${child}" 2>/dev/null || true
+    fi
+    exit 130
+}
+trap on_signal INT TERM
+
+# in_dir DIR CMD...: run CMD in DIR as described above; returns its status.
+in_dir() {
+    local dir="$1"; shift
+    # shellcheck disable=SC2016 # $0 and $@ belong to the inner shell
+    setsid bash -c 'cd "$0" && exec "$@"' "${dir}" "$@" 9>&- &
+    child=$!
+    local rc=0
+    wait "${child}" || rc=$?
+    child=""
+    return "${rc}"
+}
+
 stamp_text() {
     printf 'k8s=%s helm=%s go=%s\n' "${K8S_VERSION}" "${HELM_VERSION}" "$1"
 }
@@ -140,7 +166,7 @@ main() {
     # ----------------------------------------------------------- wrapper module
     log "resolving k8s.io/kubernetes@${K8S_VERSION}"
     local modfile minor patch staging_minor
-    modfile="$(cd "${work}" && "${go_bin}" mod download -json "k8s.io/kubernetes@${K8S_VERSION}" \
+    modfile="$(cd "${work}" && "${go_bin}" mod download -json "k8s.io/kubernetes@${K8S_VERSION}" 9>&- \
         | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
     [[ -f "${modfile}" ]] || die "could not download k8s.io/kubernetes@${K8S_VERSION}"
     # vX.Y.Z -> staging modules are released as v0.Y.Z
@@ -163,7 +189,7 @@ EOF
     done < <(sed -n 's/^[[:space:]]*\([^[:space:]]*\)[[:space:]]*=>[[:space:]]*\.\/staging\/.*$/\1/p' "${modfile}")
     [[ ${#replaces[@]} -gt 10 ]] || die "found only ${#replaces[@]} staging replaces in ${modfile}"
     log "${#replaces[@]} staging modules -> ${staging_minor}"
-    (cd "${work}" && "${go_bin}" mod edit "${replaces[@]}" "-require=k8s.io/kubernetes@${K8S_VERSION}")
+    in_dir "${work}" "${go_bin}" mod edit "${replaces[@]}" "-require=k8s.io/kubernetes@${K8S_VERSION}"
 
     cat >"${work}/tools.go" <<'EOF'
 //go:build tools
@@ -179,7 +205,7 @@ import (
 )
 EOF
     log "go mod tidy (downloads dependencies)"
-    (cd "${work}" && "${go_bin}" mod tidy) || die "go mod tidy failed in ${work}"
+    in_dir "${work}" "${go_bin}" mod tidy || die "go mod tidy failed in ${work}"
 
     # ----------------------------------------------------------- k8s binaries
     local build_date ldflags
@@ -202,8 +228,8 @@ EOF
         fi
         t=$(date +%s)
         log "${b}: go build (this is the slow part on a cold cache)"
-        (cd "${work}" && "${go_bin}" build -p 2 -trimpath -ldflags "${ldflags}" \
-            -o "${staging}/${b}.partial" "k8s.io/kubernetes/cmd/${b}") \
+        in_dir "${work}" "${go_bin}" build -p 2 -trimpath -ldflags "${ldflags}" \
+            -o "${staging}/${b}.partial" "k8s.io/kubernetes/cmd/${b}" \
             || die "go build ${b} failed"
         mv -f "${staging}/${b}.partial" "${staging}/${b}"
         log "${b}: built in $(( $(date +%s) - t )) s"
@@ -224,8 +250,8 @@ EOF
         hl+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${minor}"
         hl+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1"
         hl+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${minor}"
-        (cd "${work}" && GOBIN="${gobin}" "${go_bin}" install -p 2 -trimpath -ldflags "${hl}" \
-            "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}") || die "go install helm failed"
+        in_dir "${work}" env GOBIN="${gobin}" "${go_bin}" install -p 2 -trimpath -ldflags "${hl}" \
+            "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" || die "go install helm failed"
         mv -f "${gobin}/helm" "${staging}/helm"
         rm -rf "${gobin}"
         log "helm: built in $(( $(date +%s) - t )) s"

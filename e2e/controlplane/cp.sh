@@ -178,7 +178,7 @@ EOF
 # reach it; pid file in ${RUN}; stdout+stderr to ${LOGS}/NAME.log)
 start() {
     local name="$1"; shift
-    setsid "$@" </dev/null >"${LOGS}/${name}.log" 2>&1 &
+    setsid "$@" </dev/null >"${LOGS}/${name}.log" 2>&1 8<&- &
     echo $! >"${RUN}/${name}.pid"
 }
 
@@ -336,6 +336,7 @@ healthy() {
     load_env || return 1
     local c
     for c in "${COMPONENTS[@]}"; do component_alive "${c}" || return 1; done
+    [[ -d "/sys/class/net/${BRIDGE}" ]] || return 1
     [[ "$(curl_api /readyz 2>/dev/null)" == "ok" ]]
 }
 
@@ -357,11 +358,21 @@ cmd_status() {
             ok=1
         fi
     done
-    h="$(curl_api /readyz 2>&1 || true)"
+    # Health endpoints are asked only of processes that run (without the
+    # bridge, the bridge address would be routed off this machine).
+    if component_alive kube-apiserver && [[ -d "/sys/class/net/${BRIDGE}" ]]; then
+        h="$(curl_api /readyz 2>&1 | head -n 1 || true)"
+    else
+        h="(not asked: kube-apiserver or bridge missing)"
+    fi
     printf '  %-24s %s\n' "/readyz" "${h}"
     [[ "${h}" == "ok" ]] || ok=1
     for c in kube-controller-manager:"${KCM_PORT}" kube-scheduler:"${SCHED_PORT}"; do
-        h="$(curl -sk --max-time 3 "https://127.0.0.1:${c#*:}/healthz" 2>&1 || true)"
+        if component_alive "${c%%:*}"; then
+            h="$(curl -sk --max-time 3 "https://127.0.0.1:${c#*:}/healthz" 2>&1 | head -n 1 || true)"
+        else
+            h="(not running)"
+        fi
         printf '  %-24s %s\n' "${c%%:*} /healthz" "${h}"
         [[ "${h}" == "ok" ]] || ok=1
     done
@@ -427,7 +438,7 @@ cmd_up() {
         cmd_down
     fi
 
-    "${HERE}/build.sh"                # no-op (seconds) once the binaries are cached
+    "${HERE}/build.sh" 8<&-           # no-op (seconds) once the binaries are cached
     bin="$(bin_dir)"
     local b
     for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
@@ -441,6 +452,7 @@ cmd_up() {
     mkdir -p "${STATE}" "${LOGS}" "${RUN}"
     # From here on, a failure tears down what was started.
     trap up_exit EXIT
+    trap 'exit 130' INT TERM
 
     # Ports: etcd and component health ports on 127.0.0.1 chosen free; the
     # apiserver on the bridge IP at 6443 unless that is taken.
@@ -519,6 +531,7 @@ EOF
     local deadline=$(( $(date +%s) + TIMEOUT ))
     wait_for "etcd health" "${deadline}" etcd \
         curl -sf --max-time 2 "http://127.0.0.1:${etcd_client}/health"
+    log "etcd ready at $(elapsed "${t0}") s"
 
     # ---- kube-apiserver
     start kube-apiserver "${bin}/kube-apiserver" \
@@ -543,6 +556,7 @@ EOF
         --audit-log-maxsize 0 \
         --profiling=false
     wait_for "kube-apiserver /readyz" "${deadline}" kube-apiserver readyz_ok
+    log "kube-apiserver ready at $(elapsed "${t0}") s"
 
     # ---- controller manager and scheduler
     start kube-controller-manager "${bin}/kube-controller-manager" \
@@ -556,6 +570,7 @@ EOF
         --cluster-signing-key-file "${PKI}/ca.key" \
         --service-cluster-ip-range "${SERVICE_CIDR}" \
         --leader-elect=false \
+        --kube-api-qps 200 --kube-api-burst 400 \
         --bind-address 127.0.0.1 \
         --secure-port "${KCM_PORT}" \
         --cert-dir "${STATE}/kcm-serving"
@@ -564,6 +579,7 @@ EOF
         --authentication-kubeconfig "${STATE}/scheduler.kubeconfig" \
         --authorization-kubeconfig "${STATE}/scheduler.kubeconfig" \
         --leader-elect=false \
+        --kube-api-qps 200 --kube-api-burst 400 \
         --bind-address 127.0.0.1 \
         --secure-port "${SCHED_PORT}" \
         --cert-dir "${STATE}/scheduler-serving"
@@ -575,15 +591,25 @@ EOF
     wait_for "kube-controller-manager /healthz" "${deadline}" kube-controller-manager \
         curl -skf --max-time 2 "https://127.0.0.1:${KCM_PORT}/healthz"
 
-    trap - EXIT
+    trap - EXIT INT TERM
     log "up in $(elapsed "${t0}") s: apiserver https://${BRIDGE_IP}:${APISERVER_PORT} (Kubernetes ${KCCL_K8S_VERSION})"
     log "use it with: eval \"\$(${HERE}/cp.sh env)\""
 }
 
+# up and down of any state directory run one at a time (lock on this script;
+# components started by up do not inherit the descriptor).
+serialize() {
+    exec 8<"${BASH_SOURCE[0]}"
+    if ! flock -n 8; then
+        log "another cp.sh up/down is running; waiting (at most 900 s)"
+        flock -w 900 8 || die "timed out waiting for the other cp.sh"
+    fi
+}
+
 main() {
     case "${1:-}" in
-        up) cmd_up ;;
-        down) cmd_down ;;
+        up) serialize; cmd_up ;;
+        down) serialize; cmd_down ;;
         status) cmd_status ;;
         env) cmd_env ;;
         -h|--help|help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' ;;
