@@ -233,17 +233,56 @@ load_env() {
 # ------------------------------------------------------------------ network
 bridge_owner() { cat "/sys/class/net/$1/ifalias" 2>/dev/null || true; }
 
-setup_bridge() {
-    if [[ -d "/sys/class/net/${BRIDGE}" ]]; then
-        local owner other
-        owner="$(bridge_owner "${BRIDGE}")"
-        other="${owner#kccl-cp:}"
-        if [[ "${owner}" == kccl-cp:* && "${other}" != "${STATE}" ]] \
-            && [[ -f "${other}/run/kube-apiserver.pid" ]] \
-            && [[ -d "/proc/$(cat "${other}/run/kube-apiserver.pid")" ]]; then
-            die "bridge ${BRIDGE} belongs to the running control plane in ${other}; run a second one with other KCCL_CP_BRIDGE, KCCL_CP_BRIDGE_CIDR and KCCL_CP_NETNS_PREFIX"
+# State directories of the OTHER control planes running on this machine. Each
+# one names itself in its bridge's alias ("kccl-cp:<state dir>"); it counts as
+# running while its kube-apiserver pid is alive and mentions that directory.
+other_live_states() {
+    local f owner st pid
+    for f in /sys/class/net/*/ifalias; do
+        owner="$(cat "${f}" 2>/dev/null || true)"
+        [[ "${owner}" == kccl-cp:* ]] || continue
+        st="${owner#kccl-cp:}"
+        [[ "${st}" != "${STATE}" && -f "${st}/run/kube-apiserver.pid" ]] || continue
+        pid="$(cat "${st}/run/kube-apiserver.pid")"
+        [[ -r "/proc/${pid}/cmdline" ]] || continue
+        tr '\0' ' ' <"/proc/${pid}/cmdline" | grep -qF -- "${st}/" || continue
+        echo "${st}"
+    done
+    return 0
+}
+
+# other_setting STATE_DIR KEY: a value from another control plane's cp.env
+other_setting() {
+    (
+        # shellcheck disable=SC1091
+        source "$1/cp.env" 2>/dev/null || exit 0
+        printf '%s\n' "${!2:-}"
+    )
+}
+
+# The other running control plane that shares our netns prefix, if any.
+netns_prefix_user() {
+    local st
+    for st in $(other_live_states); do
+        if [[ "$(other_setting "${st}" NETNS_PREFIX)" == "${NETNS_PREFIX}" ]]; then
+            echo "${st}"
+            return 0
         fi
-        log "removing stale bridge ${BRIDGE} (owner: ${owner:-none})"
+    done
+    return 0
+}
+
+setup_bridge() {
+    local st
+    for st in $(other_live_states); do
+        if [[ "$(other_setting "${st}" BRIDGE)" == "${BRIDGE}" ]] \
+            || [[ "$(other_setting "${st}" BRIDGE_IP)" == "${BRIDGE_IP}" ]] \
+            || [[ "$(other_setting "${st}" NETNS_PREFIX)" == "${NETNS_PREFIX}" ]]; then
+            die "the control plane running in ${st} uses the same bridge, address or netns prefix; start a second one with other KCCL_CP_BRIDGE, KCCL_CP_BRIDGE_CIDR and KCCL_CP_NETNS_PREFIX"
+        fi
+    done
+    if [[ -d "/sys/class/net/${BRIDGE}" ]]; then
+        log "removing stale bridge ${BRIDGE} (owner: $(bridge_owner "${BRIDGE}" || true))"
         priv ip link del "${BRIDGE}"
     fi
     if ip -o -4 addr show | awk '{print $4}' | grep -q "^${BRIDGE_IP}/"; then
@@ -256,10 +295,15 @@ setup_bridge() {
 }
 
 teardown_network() {
-    local ns pids
-    # Network namespaces of test pods (and whatever still runs inside them).
+    local ns pids user
+    user="$(netns_prefix_user)"
+    # Network namespaces of test pods (and whatever still runs inside them),
+    # unless they belong to another running control plane with the same prefix.
+    if [[ -n "${user}" ]]; then
+        log "netns ${NETNS_PREFIX}* belong to the running control plane in ${user}; leaving them"
+    fi
     while read -r ns _; do
-        [[ -n "${ns}" && "${ns}" == "${NETNS_PREFIX}"* ]] || continue
+        [[ -z "${user}" && -n "${ns}" && "${ns}" == "${NETNS_PREFIX}"* ]] || continue
         pids="$(priv ip netns pids "${ns}" 2>/dev/null || true)"
         if [[ -n "${pids}" ]]; then
             log "netns ${ns}: stopping processes ${pids//$'\n'/ }"
@@ -280,8 +324,8 @@ teardown_network() {
         local owner other
         owner="$(bridge_owner "${BRIDGE}")"
         other="${owner#kccl-cp:}"
-        if [[ "${owner}" == kccl-cp:* && "${other}" != "${STATE}" && -f "${other}/run/kube-apiserver.pid" ]] \
-            && [[ -d "/proc/$(cat "${other}/run/kube-apiserver.pid")" ]]; then
+        if [[ "${owner}" == kccl-cp:* && "${other}" != "${STATE}" ]] \
+            && grep -qxF -- "${other}" <(other_live_states); then
             log "bridge ${BRIDGE} belongs to the running control plane in ${other}; leaving it"
         else
             # Host ends of pod veths still attached to the bridge.
