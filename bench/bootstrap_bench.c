@@ -466,6 +466,8 @@ static int compute_stats(const bench_t *b, stats_t *s)
 
 typedef struct {
     char hostname[256], cpu_model[256], kernel[512], date[64];
+    double load1; /* 1-minute load average before the run: a busy box skews the figures */
+    long tw_before, tw_after; /* TCP sockets in TIME_WAIT: many make binds slow, then fail */
     long nproc;
 } machine_t;
 
@@ -492,6 +494,23 @@ static void read_cpu_model(char *out, size_t len)
     fclose(f);
 }
 
+/* This network namespace's TIME_WAIT count ("tw" in /proc/net/sockstat), or -1. */
+static long time_wait_count(void)
+{
+    long tw = -1;
+    char line[256];
+    FILE *f = fopen("/proc/net/sockstat", "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        const char *p = strncmp(line, "TCP:", 4) == 0 ? strstr(line, " tw ") : NULL;
+        if (p != NULL)
+            tw = strtol(p + 4, NULL, 10);
+    }
+    fclose(f);
+    return tw;
+}
+
 static void machine_facts(machine_t *m)
 {
     struct utsname u;
@@ -508,6 +527,9 @@ static void machine_facts(machine_t *m)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(m->date, sizeof(m->date), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    double load[1];
+    m->load1 = getloadavg(load, 1) == 1 ? load[0] : -1.0;
+    m->tw_before = time_wait_count();
 }
 
 static void print_header(const bench_t *b, const machine_t *m)
@@ -516,7 +538,8 @@ static void print_header(const bench_t *b, const machine_t *m)
     printf("# host %s, nproc %ld, cpus allowed %d%s%s%s, cpu %s\n", m->hostname, m->nproc,
            b->cpus_allowed, b->cpus ? " (pinned to " : "", b->cpus ? b->cpus : "",
            b->cpus ? ")" : "", m->cpu_model);
-    printf("# kernel %s, date %s\n", m->kernel, m->date);
+    printf("# kernel %s, date %s, load average %.2f, TCP TIME_WAIT %ld\n", m->kernel, m->date,
+           m->load1, m->tw_before);
     printf("# %d iterations, first %d excluded; ifname %s; authenticated (random group secret); "
            "timeout %.1f s per blocking call\n",
            b->iters, b->warmup, b->opts.ifname, (double)b->opts.timeout_ms / 1e3);
@@ -592,7 +615,10 @@ static int write_json(const bench_t *b, const stats_t *s, const machine_t *m, in
     json_str(f, m->cpu_model);
     fprintf(f, ", \"kernel\": ");
     json_str(f, m->kernel);
-    fprintf(f, "},\n  \"date\": ");
+    fprintf(f, ", \"loadavg\": %.2f},\n", m->load1);
+    fprintf(f,
+            "  \"time_wait_before\": %ld,\n  \"time_wait_after\": %ld,\n  \"date\": ", m->tw_before,
+            m->tw_after);
     json_str(f, m->date);
     fprintf(f, ",\n  \"timeout_ms\": %lld,\n  \"label\": ", (long long)b->opts.timeout_ms);
     json_str(f, b->label ? b->label : "");
@@ -814,7 +840,9 @@ int main(int argc, char **argv)
         say(2, "out of memory\n");
         return 1;
     }
+    m.tw_after = time_wait_count();
     print_result(&b, &s);
+    printf("# TCP TIME_WAIT after the run: %ld\n", m.tw_after);
     int complete = run == 0 && s.finished == (size_t)b.iters;
     if (b.json_path && write_json(&b, &s, &m, complete) != 0)
         return 1;

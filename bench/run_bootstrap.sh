@@ -18,6 +18,10 @@
 #   ITERS                 iterations per run below 1,024 ranks (default 101)
 #   TIMEOUT               --timeout per run, seconds (default 600)
 #   LABEL                 prefix of every run's label (default: the host name)
+#   SETTLE_TW             before each run, wait until at most this many TCP sockets are in
+#                         TIME_WAIT (default 1000; each bootstrap leaves one per connection for
+#                         60 s, and a crowded port range slows the next run down)
+#   SETTLE_MAX            the longest wait for that, seconds (default 75; 0 skips the wait)
 #   KCCL_SOCKET_IFNAME, KCCL_BOOTSTRAP_TIMEOUT, ... pass through to the benchmark.
 set -u -o pipefail
 export LC_ALL=C
@@ -64,15 +68,34 @@ max_per_cpu=${MAX_RANKS_PER_CPU:-64}
 iters=${ITERS:-101}
 timeout=${TIMEOUT:-600}
 label=${LABEL:-$(hostname)}
+settle_tw=${SETTLE_TW:-1000}
+settle_max=${SETTLE_MAX:-75}
 
 status=0
 tags=()
 skipped=()
 
+time_wait() { awk '$1 == "TCP:" { for (i = 2; i < NF; i++) if ($i == "tw") print $(i + 1) }' \
+    /proc/net/sockstat 2>/dev/null; }
+
+# Lets the TIME_WAIT sockets of the previous run expire, so each row starts alike.
+settle() {
+    local waited=0 tw
+    tw=$(time_wait)
+    [ -n "$tw" ] || return 0
+    while [ "$tw" -gt "$settle_tw" ] && [ "$waited" -lt "$settle_max" ]; do
+        [ "$waited" -eq 0 ] && echo "   waiting for $tw TIME_WAIT sockets to expire" >&2
+        sleep 5
+        waited=$((waited + 5))
+        tw=$(time_wait)
+    done
+}
+
 # run TAG LABEL ARGS... : one benchmark run, its JSON and log in OUTDIR.
 run() {
     local tag=$1 what=$2
     shift 2
+    settle
     local json="$outdir/bootstrap_$tag.json" log="$outdir/bootstrap_$tag.log"
     echo "== $tag: $bench $* --timeout $timeout" >&2
     rm -f "$json"
