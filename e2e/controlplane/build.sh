@@ -33,7 +33,7 @@ for arg in "$@"; do
     case "${arg}" in
         --print-bin-dir) print_only=1 ;;
         --force) force=1 ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument: ${arg}" >&2; exit 2 ;;
     esac
 done

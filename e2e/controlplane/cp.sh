@@ -656,7 +656,7 @@ main() {
         down) serialize; cmd_down ;;
         status) cmd_status ;;
         env) cmd_env ;;
-        -h|--help|help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' ;;
+        -h|--help|help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
         *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
     esac
 }
