@@ -25,7 +25,10 @@
 
 #define PEER_BACKLOG 4096
 #define MAX_RANKS (1 << 24)
-#define DESTROY_FLUSH_MS 200
+/* How long destroy waits for peers' BYE before it closes with a FIN instead. */
+#define DESTROY_LINGER_MS 1000
+/* After a failure: long enough to deliver the ABORT notices. */
+#define DESTROY_FAILED_LINGER_MS 200
 
 kccl_status_t kccl_bootstrap_opts_from_env(kccl_bootstrap_opts_t *o)
 {
@@ -195,7 +198,12 @@ static kccl_status_t check_in(kccl_bs_t *bs, const kccl_wire_peer_t *self)
     kccl_status_t st = kccl_engine_wait(bs, kccl_now_ms() + bs->timeout_ms, table_ready, NULL,
                                         KCCL_STEP_CHECKIN, 0);
     c->pinned = 0;
-    kccl_engine_close(bs, c, "table received");
+    /* The root needs nothing more from us and we have read its table: a
+     * reset leaves no TIME_WAIT socket on either side. */
+    if (st == KCCL_OK)
+        kccl_engine_close_reset(bs, c);
+    else
+        kccl_engine_close(bs, c, "check-in failed");
     bs->root_conn = NULL;
     return st;
 }
@@ -287,7 +295,7 @@ kccl_status_t kccl_bootstrap_create(const kccl_unique_id_t *id, int rank, int nr
     *out = bs;
     return KCCL_OK;
 err:
-    kccl_engine_fini(bs, DESTROY_FLUSH_MS);
+    kccl_engine_fini(bs, DESTROY_FAILED_LINGER_MS);
     kccl_hmac_key_fini(&bs->hkey);
     OPENSSL_cleanse(bs->key, sizeof(bs->key));
     free(bs);
@@ -334,7 +342,7 @@ void kccl_bootstrap_destroy(kccl_bootstrap_t bs)
 {
     if (bs == NULL)
         return;
-    kccl_engine_fini(bs, DESTROY_FLUSH_MS);
+    kccl_engine_fini(bs, bs->failed ? DESTROY_FAILED_LINGER_MS : DESTROY_LINGER_MS);
     kccl_hmac_key_fini(&bs->hkey);
     OPENSSL_cleanse(bs->key, sizeof(bs->key));
     free(bs);

@@ -57,6 +57,10 @@ static int recv_ready(kccl_bs_t *bs, void *arg)
                                 "%s: lost rank %d: %s", kccl_step_str(w->step), w->peer,
                                 c && c->why[0] ? c->why : "connection closed");
     }
+    if ((rc && rc->bye_rcvd) || (sc && sc->bye_rcvd))
+        return kccl_engine_fail(bs, KCCL_ERR_REMOTE, w->peer, w->step,
+                                "%s: rank %d destroyed its bootstrap before sending this "
+                                "(mismatched calls across ranks?)", kccl_step_str(w->step), w->peer);
     if (sc && sc->state == KCCL_CONN_DEAD && sc->err != KCCL_ERR_REMOTE)
         return kccl_engine_fail(bs, sc->err, w->peer, w->step, "%s: rank %d at %s: %s",
                                 kccl_step_str(w->step), w->peer, sc->remote_text, sc->why);

@@ -666,7 +666,9 @@ static void on_frame(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *hdr, 
             bs->table_len = hdr->len;
             return;
         }
-        if (hdr->type == KCCL_MSG_ABORT)
+        if (hdr->type == KCCL_MSG_BYE)
+            c->bye_rcvd = 1;
+        else if (hdr->type == KCCL_MSG_ABORT)
             on_abort_notice(bs, c, hdr, payload);
         else if (hdr->type == KCCL_MSG_REFUSE && c->outbound)
             on_refuse(bs, c, hdr, payload);
@@ -1008,24 +1010,27 @@ kccl_status_t kccl_engine_add_listener(kccl_bs_t *bs, int fd, void *tag)
     return KCCL_OK;
 }
 
-static int all_flushed(kccl_bs_t *bs, void *arg)
+static int all_flushed(kccl_bs_t *bs, int want_bye)
 {
-    (void)arg;
-    for (kccl_conn_t *c = bs->conns; c; c = c->next)
-        if (c->state == KCCL_CONN_READY && (c->out_head || c->hs_len))
+    for (kccl_conn_t *c = bs->conns; c; c = c->next) {
+        if (c->state != KCCL_CONN_READY)
+            continue;
+        if (c->out_head || c->hs_len)
             return 0;
+        if (want_bye && !c->bye_rcvd && c->kind == KCCL_CONN_KIND_P2P)
+            return 0;
+    }
     return 1;
 }
 
-void kccl_engine_flush(kccl_bs_t *bs, int64_t ms)
+/* A quiet event loop for teardown: no deadline errors, no logging of them. */
+static void drain(kccl_bs_t *bs, int64_t ms, int want_bye)
 {
-    /* Deliver what is queued (last sends, ABORT notices) before closing,
-     * quietly and briefly: a dead peer must not stall destroy. */
     int64_t end = kccl_now_ms() + ms;
     struct epoll_event evs[64];
     if (bs->epfd < 0)
         return;
-    while (!all_flushed(bs, NULL)) {
+    while (!all_flushed(bs, want_bye)) {
         int64_t left = end - kccl_now_ms();
         if (left <= 0)
             break;
@@ -1034,17 +1039,38 @@ void kccl_engine_flush(kccl_bs_t *bs, int64_t ms)
             break;
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
-            if (p != &abort_tag && p != &listener_tag && p != &kccl_root_listener_tag &&
-                (evs[i].events & EPOLLOUT))
-                conn_flush(bs, (kccl_conn_t *)p);
+            if (p == &abort_tag)
+                on_abort_fd(bs);
+            else if (p != &listener_tag && p != &kccl_root_listener_tag)
+                conn_event(bs, (kccl_conn_t *)p, evs[i].events);
         }
     }
 }
 
-void kccl_engine_fini(kccl_bs_t *bs, int64_t flush_ms)
+void kccl_engine_flush(kccl_bs_t *bs, int64_t ms)
 {
-    if (flush_ms > 0)
-        kccl_engine_flush(bs, flush_ms);
+    drain(bs, ms, 0);
+}
+
+void kccl_engine_close_reset(kccl_bs_t *bs, kccl_conn_t *c)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (c->fd >= 0)
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    conn_kill(bs, c, "closed");
+}
+
+void kccl_engine_fini(kccl_bs_t *bs, int64_t linger_ms)
+{
+    if (bs->epfd >= 0 && linger_ms > 0) {
+        for (kccl_conn_t *c = bs->conns; c; c = c->next)
+            if (c->state == KCCL_CONN_READY && c->kind == KCCL_CONN_KIND_P2P)
+                kccl_engine_queue(bs, c, KCCL_MSG_BYE, 0, NULL, 0, 0);
+        drain(bs, linger_ms, 1);
+        for (kccl_conn_t *c = bs->conns; c; c = c->next)
+            if (c->state == KCCL_CONN_READY && c->bye_rcvd && !c->out_head && !c->hs_len)
+                kccl_engine_close_reset(bs, c);
+    }
     while (bs->conns) {
         bs->conns->pinned = 0;
         conn_destroy(bs, bs->conns);

@@ -96,6 +96,7 @@ typedef struct kccl_conn {
     kccl_outbuf_t *out_head, *out_tail;
     uint64_t queued_seq; /* frames queued so far */
     uint64_t done_seq;   /* frames fully handed to the kernel */
+    int bye_rcvd;       /* the peer is destroying: safe to reset the connection */
     int pinned;         /* referenced by a slot (send/recv/root): freed only at fini */
     kccl_status_t err;  /* why it died, as a status */
     /* root: what this rank checked in with */
@@ -149,9 +150,20 @@ int64_t kccl_now_ms(void);
 int64_t kccl_now_ns(void);
 
 kccl_status_t kccl_engine_init(kccl_bs_t *bs);
-void kccl_engine_fini(kccl_bs_t *bs, int64_t flush_ms);
+/*
+ * Says BYE on every authenticated connection, waits up to linger_ms for the
+ * peers' BYE (or their close), then closes: with a reset where both sides
+ * are done, so a bootstrap leaves no TIME_WAIT sockets (which otherwise
+ * exhaust the port range when groups of hundreds form repeatedly), with a
+ * FIN where a peer did not answer. Frees everything.
+ */
+void kccl_engine_fini(kccl_bs_t *bs, int64_t linger_ms);
 /* Tries for up to ms to write out everything queued, quietly. */
 void kccl_engine_flush(kccl_bs_t *bs, int64_t ms);
+/* Closes c with a reset instead of a FIN: no TIME_WAIT left behind. Only
+ * when the peer needs nothing more from us (it said BYE, or we are a rank
+ * that has read the root's table). */
+void kccl_engine_close_reset(kccl_bs_t *bs, kccl_conn_t *c);
 
 /* Starts listening for this rank's peers on listen_fd (already bound). */
 kccl_status_t kccl_engine_add_listener(kccl_bs_t *bs, int fd, void *tag);

@@ -39,6 +39,7 @@ typedef enum {
     KCCL_MSG_TABLE = 5,
     KCCL_MSG_DATA = 6,
     KCCL_MSG_ABORT = 7,
+    KCCL_MSG_BYE = 8, /* the sender is destroying its bootstrap: it reads nothing more */
 } kccl_msg_type_t;
 
 typedef enum {
