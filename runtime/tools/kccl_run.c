@@ -12,6 +12,10 @@
  * The secret is never printed: only the path of its file travels, in
  * KCCL_GROUP_SECRET_FILE. The unique id never embeds it.
  */
+#include "tools/kccl_run.h"
+
+#include "kccl/kccl.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -28,12 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kccl/kccl.h"
-#include "tools/kccl_run.h"
-
 #define KR_DEFAULT_GRACE_MS 5000
-#define KR_FDS_PER_RANK 2
-#define KR_FDS_SPARE 64
+#define KR_FDS_PER_RANK     2
+#define KR_FDS_SPARE        64
 
 static kr_state_t *g_cleanup; /* what the atexit handler removes */
 
@@ -353,7 +354,7 @@ static int make_group(kr_state_t *s)
     unsetenv("KCCL_UNIQUE_ID");
     if (setenv("KCCL_SOCKET_IFNAME", ifn, 1) != 0 ||
         setenv("KCCL_GROUP_SECRET_FILE", s->secret_path, 1) != 0 ||
-        setenv("KCCL_WORLD_SIZE", num, 1) != 0 || setenv("KCCL_RANK", "0", 1) != 0) {
+        setenv("KCCL_WORLD_SIZE", num, 1) != 0) {
         kr_msg("cannot set the ranks' environment: %s", strerror(errno));
         return -1;
     }

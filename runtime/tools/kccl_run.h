@@ -21,25 +21,25 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
-#define KR_NAME "kccl-run"
-#define KR_MAX_RANKS 65536
-#define KR_EXIT_USAGE 2
+#define KR_NAME         "kccl-run"
+#define KR_MAX_RANKS    65536
+#define KR_EXIT_USAGE   2
 #define KR_EXIT_TIMEOUT 124
-#define KR_EXIT_NOEXEC 127
+#define KR_EXIT_NOEXEC  127
 
 /* One captured output stream of a rank (stdout or stderr). */
 typedef struct {
-    int fd;       /* read end of the pipe, -1 once closed */
-    char *pend;   /* the unfinished last line, not yet printed */
-    size_t len;   /* bytes in pend */
-    size_t cap;   /* allocated size of pend */
+    int fd;     /* read end of the pipe, -1 once closed */
+    char *pend; /* the unfinished last line, not yet printed */
+    size_t len; /* bytes in pend */
+    size_t cap; /* allocated size of pend */
 } kr_stream_t;
 
 typedef struct {
     int rank;
-    pid_t pid;    /* also its process group id; 0 if never started */
+    pid_t pid; /* also its process group id; 0 if never started */
     int reaped;
-    int status;   /* wait status once reaped */
+    int status; /* wait status once reaped */
     kr_stream_t out, err;
 } kr_child_t;
 
@@ -65,16 +65,16 @@ typedef struct {
     kr_child_t *child;
     int started; /* children forked so far */
     int spawn_failed;
-    int live;    /* forked and not yet reaped */
+    int live; /* forked and not yet reaped */
 
     /* teardown state */
-    int first_fail_rank;    /* -1 = none */
-    int first_fail_status;  /* wait status */
+    int first_fail_rank;   /* -1 = none */
+    int first_fail_status; /* wait status */
     int timed_out;
-    int stopping;           /* SIGTERM sent; SIGKILL at kill_at_ms */
-    int killed;             /* SIGKILL sent */
+    int stopping; /* SIGTERM sent; SIGKILL at kill_at_ms */
+    int killed;   /* SIGKILL sent */
     int64_t kill_at_ms;
-    int last_signal;        /* last forwarded signal, 0 if none */
+    int last_signal; /* last forwarded signal, 0 if none */
 } kr_state_t;
 
 /* kccl_run.c */

@@ -12,6 +12,8 @@
  * stderr goes away (EPIPE), that side's output is dropped and the ranks keep
  * running.
  */
+#include "tools/kccl_run.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -19,10 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tools/kccl_run.h"
-
-#define KR_LINE_MAX (64 * 1024)
-#define KR_READ_BYTES (64 * 1024)
+#define KR_LINE_MAX    (64 * 1024)
+#define KR_READ_BYTES  (64 * 1024)
 #define KR_DRAIN_READS 64 /* bound on a drain, in reads: a grandchild may keep writing */
 
 enum { PUMP_DATA = 0, PUMP_CLOSED = 1, PUMP_AGAIN = 2 };

@@ -16,6 +16,8 @@
  * pipes still held open by stray grandchildren get KR_DRAIN_MS more, then
  * are closed.
  */
+#include "tools/kccl_run.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,8 +27,6 @@
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include "tools/kccl_run.h"
 
 #define KR_DRAIN_MS 1000
 #define KR_LIST_MAX 8 /* ranks named in a message before "..." */
@@ -42,7 +42,7 @@ typedef struct {
     kr_pidref_t *pids; /* sorted by pid, for reaping */
     int npids;
     struct pollfd *pfd;
-    int *ref; /* pfd[i] (i >= 1) is stream ref[i] / 2 of child, stdout when even */
+    int *ref;            /* pfd[i] (i >= 1) is stream ref[i] / 2 of child, stdout when even */
     int64_t deadline_ms; /* --timeout, or INT64_MAX */
     int64_t drain_until; /* once all are reaped */
 } kr_loop_t;
@@ -188,7 +188,7 @@ static void check_deadlines(kr_loop_t *L)
         char ranks[256];
         list_live(s, ranks, sizeof(ranks));
         s->timed_out = 1;
-        kr_msg("timed out after %.3g s (--timeout) with %d of %d rank%s still running (%s); "
+        kr_msg("timed out after %.3g s (--timeout) with %d of %d rank%s still running (ranks %s); "
                "stopping them",
                (double)s->timeout_ms / 1000.0, s->live, s->nranks, s->nranks == 1 ? "" : "s",
                ranks);
@@ -302,38 +302,44 @@ static int loop_init(kr_loop_t *L, kr_state_t *s, int sigfd)
     return 0;
 }
 
+/* The loop proper; returns 0, or -1 when it cannot go on (everyone was killed). */
+static int run_loop(kr_loop_t *L)
+{
+    kr_state_t *s = L->s;
+    read_signals(L); /* anything that arrived while ranks were being started */
+    for (;;) {
+        check_deadlines(L);
+        int n = build_pollset(L);
+        if (s->live == 0 && (n == 1 || kr_now_ms() >= L->drain_until))
+            return 0;
+        L->pfd[0] = (struct pollfd){.fd = L->sigfd, .events = POLLIN};
+        int r = poll(L->pfd, (nfds_t)n, next_timeout(L));
+        if (r < 0 && errno != EINTR) {
+            kr_msg("poll failed: %s; killing all ranks", strerror(errno));
+            kill_and_reap(L);
+            return -1;
+        }
+        if (r > 0)
+            pump_ready(L, n);
+        if (r > 0 && L->pfd[0].revents)
+            read_signals(L);
+    }
+}
+
 int kr_supervise(kr_state_t *s, int sigfd)
 {
     kr_loop_t L;
-    int exit_override = 0;
+    int rc;
     if (loop_init(&L, s, sigfd) != 0) {
         kr_msg("out of memory supervising %d ranks; killing them", s->started);
         kill_and_reap(&L);
-        close_all_streams(s);
-        return 1;
-    }
-    read_signals(&L); /* anything that arrived while ranks were being started */
-    for (;;) {
-        check_deadlines(&L);
-        int n = build_pollset(&L);
-        if (s->live == 0 && (n == 1 || kr_now_ms() >= L.drain_until))
-            break;
-        L.pfd[0] = (struct pollfd){.fd = sigfd, .events = POLLIN};
-        int r = poll(L.pfd, (nfds_t)n, next_timeout(&L));
-        if (r < 0 && errno != EINTR) {
-            kr_msg("poll failed: %s; killing all ranks", strerror(errno));
-            kill_and_reap(&L);
-            exit_override = 1;
-            break;
-        }
-        if (r > 0)
-            pump_ready(&L, n);
-        if (r > 0 && L.pfd[0].revents)
-            read_signals(&L);
+        rc = 1;
+    } else {
+        rc = run_loop(&L) == 0 ? exit_code(s) : 1;
     }
     close_all_streams(s);
     free(L.pids);
     free(L.pfd);
     free(L.ref);
-    return exit_override ? exit_override : exit_code(s);
+    return rc;
 }
