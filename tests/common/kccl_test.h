@@ -71,9 +71,10 @@ static inline char *kccl_test_read_file(const char *path)
     if (fd >= 0) {
         for (;;) {
             if (cap - len < 2) {
+                char *bigger = realloc(buf, cap * 2);
+                assert_non_null(bigger);
+                buf = bigger;
                 cap *= 2;
-                buf = realloc(buf, cap);
-                assert_non_null(buf);
             }
             ssize_t r = read(fd, buf + len, cap - len - 1);
             if (r < 0 && errno == EINTR)
@@ -98,6 +99,17 @@ static inline int kccl_test_count(const char *haystack, const char *needle)
     return n;
 }
 
+static inline int kccl_test_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* Decodes a hex string (no separators) into out; returns the byte count. */
 static inline size_t kccl_test_unhex(const char *hex, uint8_t *out, size_t outlen)
 {
@@ -105,10 +117,10 @@ static inline size_t kccl_test_unhex(const char *hex, uint8_t *out, size_t outle
     if (n % 2 != 0 || n / 2 > outlen)
         fail_msg("bad hex test vector: %s", hex);
     for (size_t i = 0; i < n / 2; i++) {
-        unsigned int v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+        int hi = kccl_test_hexval(hex[2 * i]), lo = kccl_test_hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
             fail_msg("bad hex test vector: %s", hex);
-        out[i] = (uint8_t)v;
+        out[i] = (uint8_t)(hi << 4 | lo);
     }
     return n / 2;
 }

@@ -177,6 +177,12 @@ static void wire_seeds(void)
     h.len = 4096;
     kccl_wire_put_hdr(buf, &h);
     put("fuzz_wire", "hdr-data", buf, KCCL_WIRE_HDR_BYTES);
+    h.type = KCCL_MSG_BYE;
+    h.tag = 0;
+    h.len = 0;
+    kccl_wire_put_hdr(buf, &h);
+    put("fuzz_wire", "frame-bye", buf, KCCL_WIRE_HDR_BYTES);
+    h.type = KCCL_MSG_DATA;
 
     /* Near misses: absurd length, unknown type, bad kind. */
     h.len = KCCL_WIRE_MAX_FRAME;

@@ -197,12 +197,13 @@ static void test_secret_parse_hex(void **state)
     assert_int_equal(kccl_secret_parse((const uint8_t *)buf, 64, out), 0);
     assert_memory_equal(out, hex64_bytes, 32);
     /* A trailing newline (echo > file), CRLF too. */
-    memcpy(buf, hex64, 64);
-    memcpy(buf + 64, "\n", 1);
+    memcpy(buf, hex64, sizeof(hex64));
+    buf[64] = '\n';
     memset(out, 0, sizeof(out));
     assert_int_equal(kccl_secret_parse((const uint8_t *)buf, 65, out), 0);
     assert_memory_equal(out, hex64_bytes, 32);
-    memcpy(buf + 64, "\r\n", 2);
+    buf[64] = '\r';
+    buf[65] = '\n';
     assert_int_equal(kccl_secret_parse((const uint8_t *)buf, 66, out), 0);
     assert_memory_equal(out, hex64_bytes, 32);
 }
@@ -222,14 +223,14 @@ static void test_secret_parse_bad(void **state)
     const char bad_chars[] = {'g', 'G', ' ', 'x', '-', '\0', '\n'};
     for (size_t c = 0; c < sizeof(bad_chars); c++) {
         for (int pos = 0; pos < 64; pos += 9) {
-            memcpy(buf, hex64, 64);
+            memcpy(buf, hex64, sizeof(hex64));
             buf[pos] = (uint8_t)bad_chars[c];
             assert_int_equal(kccl_secret_parse(buf, 64, out), -1);
         }
     }
     /* Leading whitespace is not allowed either. */
     buf[0] = ' ';
-    memcpy(buf + 1, hex64, 64);
+    memcpy(buf + 1, hex64, sizeof(hex64));
     assert_int_equal(kccl_secret_parse(buf, 65, out), -1);
 }
 
@@ -237,8 +238,8 @@ static void test_secret_parse_bad(void **state)
  * fails half-way must not leave part of a secret in the caller's buffer. */
 static void test_secret_parse_failure_leaves_output(void **state)
 {
-    uint8_t out[32], buf[64];
-    memcpy(buf, hex64, 64);
+    uint8_t out[32], buf[sizeof(hex64)];
+    memcpy(buf, hex64, sizeof(hex64));
     buf[63] = 'g'; /* the very last digit is bad: 31 bytes decode first */
     memset(out, 0x5a, sizeof(out));
     assert_int_equal(kccl_secret_parse(buf, 64, out), -1);
@@ -265,8 +266,8 @@ static void test_secret_load_file(void **state)
     assert_memory_equal(out, hex64_bytes, 32);
 
     snprintf(path, sizeof(path), "%s/hex-nl", secret_dir);
-    char line[66];
-    memcpy(line, hex64, 64);
+    char line[sizeof(hex64)];
+    memcpy(line, hex64, sizeof(hex64));
     line[64] = '\n';
     kccl_test_write_file(path, line, 65, 0400);
     memset(out, 0, sizeof(out));
