@@ -19,7 +19,7 @@
 #   TIMEOUT               --timeout per run, seconds (default 600)
 #   LABEL                 prefix of every run's label (default: the host name)
 #   SETTLE_TW             before each run, wait until at most this many TCP sockets are in
-#                         TIME_WAIT (default 1000; each bootstrap leaves one per connection for
+#                         TIME_WAIT (default 5000; each bootstrap leaves one per connection for
 #                         60 s, and a crowded port range slows the next run down)
 #   SETTLE_MAX            the longest wait for that, seconds (default 75; 0 skips the wait)
 #   KCCL_SOCKET_IFNAME, KCCL_BOOTSTRAP_TIMEOUT, ... pass through to the benchmark.
@@ -68,7 +68,7 @@ max_per_cpu=${MAX_RANKS_PER_CPU:-64}
 iters=${ITERS:-101}
 timeout=${TIMEOUT:-600}
 label=${LABEL:-$(hostname)}
-settle_tw=${SETTLE_TW:-1000}
+settle_tw=${SETTLE_TW:-5000}
 settle_max=${SETTLE_MAX:-75}
 
 status=0
