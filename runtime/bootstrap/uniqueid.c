@@ -8,6 +8,7 @@
  */
 #include "bootstrap/uniqueid.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,49 @@ kccl_status_t kccl_unique_id_address(const kccl_unique_id_t *id, char *buf, size
     if (st != KCCL_OK)
         KCCL_FAIL(BOOT, st, "malformed unique id: %s", why);
     kccl_wire_addr_format(&f.root, buf, buflen);
+    return KCCL_OK;
+}
+
+kccl_status_t kccl_unique_id_for_address(const char *address, kccl_unique_id_t *id)
+{
+    kccl_uid_fields_t f;
+    char host[INET6_ADDRSTRLEN + 2];
+    if (address == NULL || id == NULL)
+        KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG, "kccl_unique_id_for_address: NULL argument");
+    const char *colon = strrchr(address, ':');
+    const char *h = address;
+    size_t hlen = colon ? (size_t)(colon - address) : 0;
+    if (hlen >= 2 && address[0] == '[' && address[hlen - 1] == ']') {
+        h = address + 1;
+        hlen -= 2;
+    }
+    long port = 0;
+    char *end = NULL;
+    if (colon && colon[1])
+        port = strtol(colon + 1, &end, 10);
+    if (colon == NULL || hlen == 0 || hlen >= sizeof(host) || end == NULL || *end != '\0' ||
+        port < 1 || port > 65535)
+        KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG,
+                  "root address '%s' is not IP:port or [IPv6]:port with a port in 1..65535",
+                  address);
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    if (h == address && strchr(host, ':'))
+        KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG,
+                  "root address '%s': write an IPv6 address in brackets, [addr]:port", address);
+    memset(&f, 0, sizeof(f));
+    f.version = KCCL_UID_VERSION;
+    f.root.port = (uint16_t)port;
+    if (inet_pton(AF_INET, host, f.root.addr) == 1)
+        f.root.family = 4;
+    else if (inet_pton(AF_INET6, host, f.root.addr) == 1)
+        f.root.family = 6;
+    else
+        KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG,
+                  "root address '%s': '%s' is not an IP address (kccl never resolves names)",
+                  address, host);
+    KCCL_CHECK(kccl_random_bytes(f.nonce, sizeof(f.nonce)));
+    kccl_uid_encode(&f, id);
     return KCCL_OK;
 }
 

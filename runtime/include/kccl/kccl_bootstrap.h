@@ -95,6 +95,14 @@ kccl_status_t kccl_unique_id_create(const kccl_bootstrap_opts_t *opts, kccl_uniq
 kccl_status_t kccl_unique_id_create_detached(const kccl_bootstrap_opts_t *opts,
                                              kccl_unique_id_t *id, int *listen_fd);
 
+/*
+ * Makes an id for a root that will listen at `address` ("IP:port" or
+ * "[IPv6]:port") without binding anything: for agents that publish the id
+ * before the root's process exists (kccl-sidecar). Rank 0 binds the port in
+ * its kccl_bootstrap_create(); the other ranks' connects retry until then.
+ */
+kccl_status_t kccl_unique_id_for_address(const char *address, kccl_unique_id_t *id);
+
 /* Closes a listener still held for id (an id that will not be used). */
 void kccl_unique_id_release(const kccl_unique_id_t *id);
 
