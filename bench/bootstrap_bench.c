@@ -428,8 +428,10 @@ static int compute_stats(const bench_t *b, stats_t *s)
     double *spans = calloc((size_t)b->iters, sizeof(double));
     double *sorted = calloc((size_t)b->iters, sizeof(double));
     if (!s->samples || !spans || !sorted) {
+        free(s->samples);
         free(spans);
         free(sorted);
+        s->samples = NULL;
         return -1;
     }
     for (int it = 0; it < b->iters; it++) {
@@ -844,9 +846,8 @@ int main(int argc, char **argv)
     print_result(&b, &s);
     printf("# TCP TIME_WAIT after the run: %ld\n", m.tw_after);
     int complete = run == 0 && s.finished == (size_t)b.iters;
-    if (b.json_path && write_json(&b, &s, &m, complete) != 0)
-        return 1;
+    int json_failed = b.json_path && write_json(&b, &s, &m, complete) != 0;
     free(s.samples);
     munmap(b.shm, b.shm_bytes);
-    return complete && s.failures == 0 ? 0 : 1;
+    return complete && s.failures == 0 && !json_failed ? 0 : 1;
 }
