@@ -12,6 +12,7 @@
 #include "bootstrap/engine.h"
 #include "bootstrap/hostid.h"
 #include "core/error.h"
+#include "transport/transport.h"
 
 kccl_status_t kccl_comm_init_rank(const kccl_unique_id_t *id, int rank, int nranks,
                                   const kccl_bootstrap_opts_t *opts, kccl_comm_t *out)
@@ -45,6 +46,7 @@ kccl_status_t kccl_comm_init_rank(const kccl_unique_id_t *id, int rank, int nran
             c->local_size++;
         }
     }
+    KCCL_CHECK_GOTO(kccl_transport_setup(c, opts), st, err);
     kccl_log_info(INIT, "communicator ready: rank %d of %d, local %d of %d on %s, %.3f ms", rank,
                   nranks, c->local_rank, c->local_size, c->host_ids[rank], c->bootstrap_s * 1e3);
     *out = c;
@@ -95,6 +97,7 @@ void kccl_comm_destroy(kccl_comm_t comm)
 {
     if (comm == NULL)
         return;
+    kccl_transport_teardown(comm);
     kccl_bootstrap_destroy(comm->bs);
     free(comm->host_ids);
     free(comm);

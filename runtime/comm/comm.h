@@ -14,6 +14,7 @@ struct kccl_comm {
     int local_rank, local_size;
     char (*host_ids)[KCCL_HOST_ID_MAX]; /* [size] */
     double bootstrap_s;
+    struct kccl_transport_state *tp; /* links, registered memory, proxy (runtime/transport) */
 };
 
 /* What kccl-sidecar hands the runtime (KEY=value lines), or the environment. */

@@ -3,7 +3,9 @@
 #define KCCL_H
 
 #include "kccl_bootstrap.h"
+#include "kccl_channel.h"
 #include "kccl_comm.h"
+#include "kccl_mem.h"
 #include "kccl_status.h"
 #include "kccl_version.h"
 

@@ -1,0 +1,424 @@
+/*
+ * transport.c - links between ranks: picking a transport per pair, setting
+ * every pair up concurrently inside kccl_comm_init_*, and the kccl_link_*
+ * calls that forward to the chosen transport. See transport.h for the steps.
+ */
+#include "transport/transport.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bootstrap/auth.h"
+#include "comm/comm.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "memory/gpu.h"
+#include "proxy/proxy.h"
+#include "transport/tp_config.h"
+
+/* ---------------------------------------------------------------- config */
+
+static const struct {
+    const char *env, *def;
+} tp_config[KCCL_TPCFG_COUNT] = {
+#define KCCL_TPCFG_ROW_(name, type, def, flags, help) {"KCCL_" #name, def},
+    KCCL_TP_CONFIG_MAP(KCCL_TPCFG_ROW_)
+#undef KCCL_TPCFG_ROW_
+};
+
+const char *kccl_tp_config_str(kccl_tpcfg_id_t id)
+{
+    const char *v = getenv(tp_config[id].env);
+    return (v && *v) ? v : tp_config[id].def;
+}
+
+long kccl_tp_config_int(kccl_tpcfg_id_t id)
+{
+    long v;
+    if (kccl_parse_int(kccl_tp_config_str(id), &v) == 0)
+        return v;
+    kccl_log_warn(INIT, "%s='%s' is not an integer; using the default %s", tp_config[id].env,
+                  kccl_tp_config_str(id), tp_config[id].def);
+    kccl_parse_int(tp_config[id].def, &v);
+    return v;
+}
+
+/* ------------------------------------------------------------ the tables */
+
+const kccl_tp_ops_t *kccl_tp_ops(kccl_tp_id_t id)
+{
+    switch (id) {
+    case KCCL_TP_TCP:
+        return &kccl_tp_tcp_ops;
+    case KCCL_TP_CUDA_IPC:
+#ifdef KCCL_HAVE_CUDA
+        return &kccl_tp_cuda_ipc_ops;
+#else
+        return NULL;
+#endif
+    case KCCL_TP_IB:
+#ifdef KCCL_HAVE_IB
+        return &kccl_tp_ib_ops;
+#else
+        return NULL;
+#endif
+    default:
+        return NULL;
+    }
+}
+
+int64_t kccl_tp_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t kccl_tp_deadline(const kccl_transport_state_t *ts, int64_t timeout_ms)
+{
+    return kccl_tp_now_ms() + (timeout_ms < 0 ? ts->env.timeout_ms : timeout_ms);
+}
+
+kccl_transport_state_t *kccl_transport_state(kccl_comm_t comm)
+{
+    return comm ? comm->tp : NULL;
+}
+
+/* ------------------------------------------------------------- selection */
+
+#define REC_MAGIC 0x4B435452u /* "KCTR" */
+
+typedef struct {
+    uint32_t magic;
+    uint32_t mask; /* transports this rank has */
+    uint64_t reserved;
+    uint8_t info[KCCL_TP_COUNT][KCCL_TP_INFO_BYTES];
+} rank_rec_t;
+
+static int parse_forced(const char *text, int *forced)
+{
+    static const char *const names[KCCL_TP_COUNT] = {"tcp", "cuda_ipc", "ib"};
+    *forced = -1;
+    if (strcmp(text, "auto") == 0)
+        return 0;
+    for (int t = 0; t < KCCL_TP_COUNT; t++)
+        if (strcmp(text, names[t]) == 0) {
+            *forced = t;
+            return 0;
+        }
+    return -1;
+}
+
+/* The same answer on both ranks of a pair: it depends only on shared facts. */
+static int pick_transport(uint32_t both, int same_node, int forced)
+{
+    if (forced >= 0)
+        return (both >> forced & 1u) && (forced != KCCL_TP_CUDA_IPC || same_node) ? forced : -1;
+    if (same_node && (both >> KCCL_TP_CUDA_IPC & 1u))
+        return KCCL_TP_CUDA_IPC;
+    if (both >> KCCL_TP_IB & 1u)
+        return KCCL_TP_IB;
+    if (both >> KCCL_TP_TCP & 1u)
+        return KCCL_TP_TCP;
+    return -1;
+}
+
+static kccl_status_t create_contexts(kccl_transport_state_t *ts, int forced, rank_rec_t *self,
+                                     char why[KCCL_TP_COUNT][160])
+{
+    for (int t = 0; t < KCCL_TP_COUNT; t++) {
+        const kccl_tp_ops_t *ops = kccl_tp_ops((kccl_tp_id_t)t);
+        snprintf(why[t], 160, "not built in");
+        if (ops == NULL || (forced >= 0 && forced != t))
+            continue;
+        kccl_status_t st = ops->ctx_create(&ts->env, &ts->ctx[t], why[t], 160);
+        if (st == KCCL_ERR_UNSUPPORTED) {
+            kccl_log_debug(INIT, "rank %d: %s transport unavailable: %s", ts->env.rank,
+                           ops->name, why[t]);
+            ts->ctx[t] = NULL;
+            continue;
+        }
+        KCCL_CHECK(st);
+        KCCL_CHECK(ops->rank_info(ts->ctx[t], self->info[t]));
+        self->mask |= 1u << t;
+    }
+    return KCCL_OK;
+}
+
+static kccl_status_t choose_links(kccl_transport_state_t *ts, const rank_rec_t *recs, int forced,
+                                  char why[KCCL_TP_COUNT][160], int *need_pairs)
+{
+    kccl_comm_t comm = ts->comm;
+    int me = ts->env.rank, n = ts->env.nranks, ntcp = 0;
+    *need_pairs = 0;
+    for (int p = 0; p < n; p++) {
+        ts->links[p].ts = ts;
+        ts->links[p].peer = p;
+        if (p == me)
+            continue;
+        if (recs[p].magic != REC_MAGIC)
+            KCCL_FAIL(INIT, KCCL_ERR_PROTOCOL, "rank %d: bad transport record from rank %d", me,
+                      p);
+        int same = strcmp(comm->host_ids[p], comm->host_ids[me]) == 0;
+        int t = pick_transport(recs[me].mask & recs[p].mask, same, forced);
+        if (t < 0)
+            KCCL_FAIL(INIT, KCCL_ERR_UNSUPPORTED,
+                      "rank %d: no transport reaches rank %d (KCCL_TRANSPORT=%s; this rank has "
+                      "mask 0x%x, the peer 0x%x; %s node): %s",
+                      me, p, kccl_tp_config_str(KCCL_TPCFG_TRANSPORT), recs[me].mask,
+                      recs[p].mask, same ? "same" : "other",
+                      forced >= 0 ? why[forced] : "no common transport");
+        ts->links[p].ops = kccl_tp_ops((kccl_tp_id_t)t);
+        ntcp += t == KCCL_TP_TCP;
+        /* Every rank sees every pair, so all agree on whether a second round is needed. */
+    }
+    for (int a = 0; a < n && !*need_pairs; a++)
+        for (int b = a + 1; b < n; b++) {
+            int same = strcmp(comm->host_ids[a], comm->host_ids[b]) == 0;
+            int t = pick_transport(recs[a].mask & recs[b].mask, same, forced);
+            if (t >= 0 && kccl_tp_ops((kccl_tp_id_t)t)->pair_info) {
+                *need_pairs = 1;
+                break;
+            }
+        }
+    if (ntcp > 0 && forced != KCCL_TP_TCP)
+        kccl_log_warn(NET,
+                      "rank %d: %d of %d links use tcp (cuda_ipc: %s; ib: %s); set "
+                      "KCCL_TRANSPORT=tcp to choose it explicitly",
+                      me, ntcp, n - 1, ts->ctx[KCCL_TP_CUDA_IPC] ? "peers lack it" : why[1],
+                      ts->ctx[KCCL_TP_IB] ? "peers lack it" : why[2]);
+    return KCCL_OK;
+}
+
+static kccl_status_t connect_links(kccl_transport_state_t *ts, const rank_rec_t *recs,
+                                   int need_pairs)
+{
+    kccl_status_t st = KCCL_OK;
+    int me = ts->env.rank, n = ts->env.nranks;
+    size_t row = (size_t)n * KCCL_TP_PAIR_BYTES;
+    uint8_t *pairs = need_pairs ? calloc((size_t)n, row) : NULL;
+    static const uint8_t zero[KCCL_TP_PAIR_BYTES];
+    uint8_t scratch[KCCL_TP_PAIR_BYTES];
+    if (need_pairs && pairs == NULL)
+        KCCL_FAIL(INIT, KCCL_ERR_NO_MEMORY, "out of memory for %d x %d pair records", n, n);
+    for (int p = 0; p < n; p++) {
+        struct kccl_link *l = &ts->links[p];
+        if (l->ops == NULL)
+            continue;
+        uint8_t *mine = need_pairs ? pairs + (size_t)me * row + (size_t)p * KCCL_TP_PAIR_BYTES
+                                   : scratch;
+        memset(mine, 0, KCCL_TP_PAIR_BYTES);
+        KCCL_CHECK_GOTO(l->ops->ep_create(ts->ctx[l->ops->id], p, recs[p].info[l->ops->id],
+                                          &l->ep, mine),
+                        st, out);
+    }
+    if (need_pairs)
+        KCCL_CHECK_GOTO(kccl_bootstrap_all_gather(ts->comm->bs, pairs, row), st, out);
+    for (int p = 0; p < n; p++) {
+        struct kccl_link *l = &ts->links[p];
+        if (l->ops == NULL)
+            continue;
+        const uint8_t *theirs =
+            need_pairs ? pairs + (size_t)p * row + (size_t)me * KCCL_TP_PAIR_BYTES : zero;
+        KCCL_CHECK_GOTO(l->ops->ep_connect(l->ep, theirs), st, out);
+    }
+    int64_t deadline = kccl_tp_now_ms() + ts->env.timeout_ms;
+    for (int t = 0; t < KCCL_TP_COUNT; t++)
+        if (ts->ctx[t] != NULL)
+            KCCL_CHECK_GOTO(kccl_tp_ops((kccl_tp_id_t)t)->ctx_connect_wait(ts->ctx[t], deadline),
+                            st, out);
+out:
+    free(pairs);
+    return st;
+}
+
+static void fill_env(kccl_transport_state_t *ts, kccl_comm_t comm, const kccl_bootstrap_opts_t *o)
+{
+    char addr[96];
+    ts->comm = comm;
+    ts->env.comm = comm;
+    ts->env.rank = comm->rank;
+    ts->env.nranks = comm->size;
+    ts->env.reg = &ts->reg;
+    ts->env.timeout_ms = o ? o->timeout_ms : 0;
+    if (ts->env.timeout_ms <= 0 && kccl_config_millis(KCCL_CFG_BOOTSTRAP_TIMEOUT,
+                                                      &ts->env.timeout_ms) != KCCL_OK)
+        ts->env.timeout_ms = 30000;
+    ts->env.device = -1;
+    const kccl_gpu_ops_t *gpu = kccl_gpu();
+    if (gpu != NULL && gpu->get_device(&ts->env.device) != KCCL_OK)
+        ts->env.device = -1;
+    if (kccl_bootstrap_peer_address(comm->bs, comm->rank, addr, sizeof(addr)) == KCCL_OK) {
+        /* "IP:port" or "[IPv6]:port": keep the IP. */
+        char *colon = strrchr(addr, ':');
+        if (colon != NULL)
+            *colon = '\0';
+        char *ip = addr;
+        if (ip[0] == '[') {
+            ip++;
+            ip[strlen(ip) - 1] = '\0';
+        }
+        size_t n = strlen(ip);
+        if (n < sizeof(ts->env.bind_ip))
+            memcpy(ts->env.bind_ip, ip, n + 1);
+    }
+}
+
+/*
+ * A value every rank computes alike before any exchange, unique among the groups alive on a
+ * node: rank 0's bootstrap address (its port is bound while the group lives). It names the
+ * node's fd-passing sockets, so two groups never collide and no pid is involved.
+ */
+static uint64_t group_value(kccl_comm_t comm)
+{
+    char addr[96] = "";
+    uint64_t h = 14695981039346656037ull;
+    (void)kccl_bootstrap_peer_address(comm->bs, 0, addr, sizeof(addr));
+    for (const char *p = addr; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    return h;
+}
+
+kccl_status_t kccl_transport_setup(kccl_comm_t comm, const kccl_bootstrap_opts_t *opts)
+{
+    kccl_status_t st;
+    int forced;
+    char why[KCCL_TP_COUNT][160];
+    int64_t t0 = kccl_tp_now_ms();
+    const char *want = kccl_tp_config_str(KCCL_TPCFG_TRANSPORT);
+    if (parse_forced(want, &forced) != 0)
+        KCCL_FAIL(INIT, KCCL_ERR_CONFIG,
+                  "KCCL_TRANSPORT='%s' is not one of auto, tcp, cuda_ipc, ib", want);
+    kccl_transport_state_t *ts = calloc(1, sizeof(*ts));
+    rank_rec_t *recs = calloc((size_t)comm->size, sizeof(*recs));
+    if (ts == NULL || recs == NULL || kccl_memreg_init(&ts->reg) != KCCL_OK) {
+        free(ts);
+        free(recs);
+        KCCL_FAIL(INIT, KCCL_ERR_NO_MEMORY, "out of memory for the transport state");
+    }
+    pthread_mutex_init(&ts->lock, NULL);
+    comm->tp = ts;
+    fill_env(ts, comm, opts);
+    ts->links = calloc((size_t)comm->size, sizeof(*ts->links));
+    if (ts->links == NULL) {
+        st = KCCL_ERR_NO_MEMORY;
+        goto err;
+    }
+    rank_rec_t *self = &recs[comm->rank];
+    self->magic = REC_MAGIC;
+    ts->env.group = group_value(comm);
+    KCCL_CHECK_GOTO(create_contexts(ts, forced, self, why), st, err);
+    KCCL_CHECK_GOTO(kccl_bootstrap_all_gather(comm->bs, recs, sizeof(*recs)), st, err);
+    int need_pairs;
+    KCCL_CHECK_GOTO(choose_links(ts, recs, forced, why, &need_pairs), st, err);
+    KCCL_CHECK_GOTO(connect_links(ts, recs, need_pairs), st, err);
+    ts->setup_s = (double)(kccl_tp_now_ms() - t0) / 1e3;
+    kccl_log_info(INIT, "rank %d: links ready in %.3f ms", comm->rank, ts->setup_s * 1e3);
+    free(recs);
+    return KCCL_OK;
+err:
+    free(recs);
+    kccl_transport_teardown(comm);
+    return st;
+}
+
+void kccl_transport_teardown(kccl_comm_t comm)
+{
+    kccl_transport_state_t *ts = kccl_transport_state(comm);
+    if (ts == NULL)
+        return;
+    kccl_proxy_destroy(ts->proxy);
+    for (int p = 0; ts->links != NULL && p < ts->env.nranks; p++)
+        if (ts->links[p].ep != NULL)
+            ts->links[p].ops->ep_close(ts->links[p].ep);
+    for (int t = 0; t < KCCL_TP_COUNT; t++)
+        if (ts->ctx[t] != NULL)
+            kccl_tp_ops((kccl_tp_id_t)t)->ctx_destroy(ts->ctx[t]);
+    free(ts->links);
+    kccl_memreg_fini(&ts->reg);
+    pthread_mutex_destroy(&ts->lock);
+    free(ts);
+    comm->tp = NULL;
+}
+
+/* ----------------------------------------------------------- link calls */
+
+kccl_link_t kccl_comm_link(kccl_comm_t comm, int peer)
+{
+    kccl_transport_state_t *ts = kccl_transport_state(comm);
+    if (ts == NULL || peer < 0 || peer >= ts->env.nranks || ts->links[peer].ops == NULL)
+        return NULL;
+    return &ts->links[peer];
+}
+
+const char *kccl_link_transport(kccl_link_t link)
+{
+    return link ? link->ops->name : "";
+}
+
+unsigned kccl_link_caps(kccl_link_t link)
+{
+    return link ? link->ops->caps : 0;
+}
+
+int kccl_link_peer(kccl_link_t link)
+{
+    return link ? link->peer : -1;
+}
+
+uint32_t kccl_link_send_tag(struct kccl_link *link, int kind)
+{
+    uint32_t seq = __atomic_fetch_add(&link->sent_seq, 1, __ATOMIC_RELAXED);
+    return KCCL_TP_TAG_BASE | (uint32_t)kind << 16 | (seq & 0xFFFFu);
+}
+
+uint32_t kccl_link_recv_tag(struct kccl_link *link, int kind)
+{
+    uint32_t seq = __atomic_fetch_add(&link->recv_seq, 1, __ATOMIC_RELAXED);
+    return KCCL_TP_TAG_BASE | (uint32_t)kind << 16 | (seq & 0xFFFFu);
+}
+
+kccl_status_t kccl_link_check(struct kccl_link *link, const char *what)
+{
+    if (link->ops->ep_status(link->ep) == KCCL_OK)
+        return KCCL_OK;
+    return link->ops->ep_report(link->ep, what);
+}
+
+kccl_status_t kccl_link_put(kccl_link_t link, kccl_rmem_t dst, uint64_t dst_off, kccl_mem_t src,
+                            uint64_t src_off, uint64_t bytes)
+{
+    if (link == NULL || dst == NULL || src == NULL || dst->link != link)
+        KCCL_FAIL(NET, KCCL_ERR_INVALID_ARG,
+                  "kccl_link_put: need a link, a source and a destination imported on that link");
+    if (dst_off > dst->len || bytes > dst->len - dst_off || src_off > src->len ||
+        bytes > src->len - src_off)
+        KCCL_FAIL(NET, KCCL_ERR_INVALID_ARG,
+                  "rank %d: put of %llu bytes to rank %d: out of range (dst %llu+ of %llu, src "
+                  "%llu+ of %llu)",
+                  link->ts->env.rank, (unsigned long long)bytes, link->peer,
+                  (unsigned long long)dst_off, (unsigned long long)dst->len,
+                  (unsigned long long)src_off, (unsigned long long)src->len);
+    if (bytes == 0)
+        return KCCL_OK;
+    return link->ops->put(link->ep, dst, dst_off, src, src_off, bytes);
+}
+
+kccl_status_t kccl_link_signal(kccl_link_t link, kccl_rmem_t dst, uint64_t dst_off)
+{
+    if (link == NULL || dst == NULL || dst->link != link || dst_off % 8 != 0 ||
+        dst_off > dst->len || dst->len - dst_off < 8)
+        KCCL_FAIL(NET, KCCL_ERR_INVALID_ARG,
+                  "kccl_link_signal: need an 8-byte aligned counter inside memory imported on "
+                  "this link");
+    return link->ops->signal(link->ep, dst, dst_off);
+}
+
+kccl_status_t kccl_link_flush(kccl_link_t link, int64_t timeout_ms)
+{
+    if (link == NULL)
+        KCCL_FAIL(NET, KCCL_ERR_INVALID_ARG, "kccl_link_flush: NULL link");
+    return link->ops->flush(link->ep, kccl_tp_deadline(link->ts, timeout_ms));
+}
