@@ -65,10 +65,20 @@ echo "== lint: cppcheck"
 curl_num=$(echo '#include <curl/curlver.h>' | cpp -dM 2>/dev/null |
            sed -n 's/^#define LIBCURL_VERSION_NUM //p' || true)
 mkdir -p "$BUILD/cppcheck-cache"
+# Reviewed false positives of cppcheck 2.10, each limited to where it was seen:
+#   ctuuninitvar      kccl_uid_encode() writes *id; whole-program analysis takes &id->internal for
+#                     a read of the caller's uninitialised id
+#   va_list_usedBeforeStarted   a va_arg loop whose body ends in a noreturn fail_msg()
+#   varFuncNullUB     NULL as the end of a variadic list in tests: NULL is (void *)0 on Linux
+suppressions=(
+    --suppress='ctuuninitvar:*runtime/bootstrap/uniqueid.c'
+    --suppress='va_list_usedBeforeStarted:*tests/*'
+    --suppress='varFuncNullUB:*tests/*'
+)
 cppcheck_rc=0
 cppcheck --project="$BUILD/compile_commands.json" --cppcheck-build-dir="$BUILD/cppcheck-cache" \
     --enable=warning,performance,portability --std=c11 --inline-suppr --quiet -j"$JOBS" \
-    --suppress=missingIncludeSystem --suppress=unmatchedSuppression \
+    --suppress=missingIncludeSystem --suppress=unmatchedSuppression "${suppressions[@]}" \
     -i"$BUILD" ${curl_num:+-DLIBCURL_VERSION_NUM=$curl_num} \
     --template='{file}:{line}:{column}: {severity}: {message} [{id}]' \
     --error-exitcode=1 >"$LOGS/cppcheck.log" 2>&1 || cppcheck_rc=$?
