@@ -1,0 +1,18 @@
+# CMocka for the transport tests when they are added from outside tests/ (where
+# tests/CMakeLists.txt found it already): the same lookup, same target name.
+if(NOT KCCL_CMOCKA_TARGET)
+  find_package(PkgConfig QUIET)
+  if(PKG_CONFIG_FOUND)
+    pkg_check_modules(KCCL_TP_CMOCKA QUIET IMPORTED_TARGET cmocka)
+  endif()
+  if(KCCL_TP_CMOCKA_FOUND)
+    set(KCCL_CMOCKA_TARGET PkgConfig::KCCL_TP_CMOCKA)
+  elseif(TARGET kccl_cmocka)
+    set(KCCL_CMOCKA_TARGET kccl_cmocka)
+  else()
+    message(FATAL_ERROR "CMocka not found for the transport tests")
+  endif()
+endif()
+if(NOT KCCL_TESTS_COMMON_DIR)
+  set(KCCL_TESTS_COMMON_DIR ${PROJECT_SOURCE_DIR}/tests/common)
+endif()
