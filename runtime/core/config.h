@@ -51,7 +51,10 @@ typedef enum {
       "interfaces for bootstrap sockets: prefix list, ^ excludes, = exact (e.g. eth0, ^docker,lo)") \
     X(SOCKET_FAMILY, STR, "", 0, "address family for bootstrap sockets: AF_INET or AF_INET6")      \
     X(HOST_ID, STR, "", 0, "node identity for co-location (overrides KCCL_NODE_NAME)")             \
-    X(NODE_NAME, STR, "", 0, "Kubernetes node name (downward API spec.nodeName)")
+    X(NODE_NAME, STR, "", 0, "Kubernetes node name (downward API spec.nodeName)")                 \
+    X(KUBE_SA_DIR, STR, "/var/run/secrets/kubernetes.io/serviceaccount", 0,                        \
+      "service-account directory for in-cluster API access (token, ca.crt, namespace)")           \
+    X(KUBE_CONTEXT, STR, "", 0, "kubeconfig context to use instead of current-context")
 
 typedef enum {
 #define KCCL_CFG_ENUM_(name, type, def, flags, help) KCCL_CFG_##name,
