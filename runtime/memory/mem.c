@@ -160,6 +160,7 @@ void kccl_mem_handle_encode(const struct kccl_mem *mem, int owner, uint64_t node
     put64(b + 48, mem->token);
     put32(b + 56, mem->rkey);
     memcpy(b + 64, mem->ipc, KCCL_MEM_IPC_BYTES);
+    put64(b + 128, mem->ipc_offset);
     put32(b + H_SUM_OFF, handle_sum(b));
 }
 
@@ -185,7 +186,7 @@ kccl_status_t kccl_mem_handle_decode(const kccl_mem_handle_t *h, struct kccl_rme
     for (int i = 60; bad == NULL && i < 64; i++)
         if (b[i])
             bad = "reserved bytes not zero";
-    for (int i = 128; bad == NULL && i < H_SUM_OFF; i++)
+    for (int i = 136; bad == NULL && i < H_SUM_OFF; i++)
         if (b[i])
             bad = "reserved bytes not zero";
     if (bad != NULL) {
@@ -206,6 +207,7 @@ kccl_status_t kccl_mem_handle_decode(const kccl_mem_handle_t *h, struct kccl_rme
     r->token = get64(b + 48);
     r->rkey = get32(b + 56);
     memcpy(r->ipc, b + 64, KCCL_MEM_IPC_BYTES);
+    r->ipc_offset = get64(b + 128);
     return KCCL_OK;
 }
 

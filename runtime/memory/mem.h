@@ -40,6 +40,7 @@ struct kccl_mem {
     /* CUDA IPC (filled by the cuda_ipc transport) */
     uint8_t ipc_type;
     uint8_t ipc[KCCL_MEM_IPC_BYTES];
+    uint64_t ipc_offset;  /* ptr - base of the allocation the IPC handle names */
     uint64_t token;       /* random: names the fd to same-node peers */
     int fd;               /* exported POSIX fd, or -1 */
     uint64_t cu_handle;   /* CUmemGenericAllocationHandle of an owned cuMem allocation */
@@ -60,6 +61,7 @@ struct kccl_rmem {
     uint64_t node;
     uint8_t ipc_type;
     uint8_t ipc[KCCL_MEM_IPC_BYTES];
+    uint64_t ipc_offset;
     uint64_t token;
     uint32_t rkey;
     void *mapped;   /* the peer's memory mapped here (cuda_ipc) */
