@@ -65,6 +65,7 @@ struct kccl_rmem {
     uint64_t token;
     uint32_t rkey;
     void *mapped;   /* the peer's memory mapped here (cuda_ipc) */
+    uint64_t signals; /* signals this rank sent to the counter at offset 0 (cuda_ipc) */
     void *tp_priv;  /* transport's own state (e.g. the imported cuMem handle) */
     uint64_t map_bytes;
 };
