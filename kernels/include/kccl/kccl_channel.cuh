@@ -1,0 +1,147 @@
+/*
+ * kccl_channel.cuh - device-side channels. Include this one header.
+ *
+ * Memory channel (kccl_memory_channel_dev_t, CUDA IPC peers): threads copy
+ * straight into (put) or out of (get) the peer's mapped buffer; the
+ * semaphore pair orders data and flags. The *_block helpers are called by
+ * every thread of a block: they split the bytes across the block, then
+ * __syncthreads() and let thread 0 signal, so one signal covers the block's
+ * writes. Grid-wide work signals per block (one channel or semaphore per
+ * block) or after a grid barrier.
+ *
+ * Port channel (kccl_port_channel_dev_t, any link): one thread pushes
+ * triggers; this rank's proxy thread carries them out through the
+ * transport. Offsets are bytes into the channel's source (here) and
+ * destination (the peer's) buffers.
+ *
+ * Alignment: puts and gets use 16-byte vector accesses when source,
+ * destination and length allow, bytes otherwise.
+ */
+#ifndef KCCL_CHANNEL_CUH
+#define KCCL_CHANNEL_CUH
+
+#include "kccl/kccl_fifo.cuh"
+#include "kccl/kccl_semaphore.cuh"
+
+/* ---------------------------------------------------------------- copies */
+
+/* Copies bytes with threads [tid, nthreads) cooperating; unrolled 16-byte accesses. */
+KCCL_DEVICE void kccl_copy(void *dst, const void *src, uint64_t bytes, uint32_t tid,
+                           uint32_t nthreads)
+{
+    char *d = (char *)dst;
+    const char *s = (const char *)src;
+    if ((((uintptr_t)d | (uintptr_t)s) & 15u) == 0) {
+        const uint64_t nvec = bytes / 16;
+        int4 *dv = (int4 *)d;
+        const int4 *sv = (const int4 *)s;
+        const uint32_t unroll = 4;
+        uint64_t i = tid;
+        /* Four independent loads in flight per thread before the stores. */
+        for (; i + (unroll - 1) * (uint64_t)nthreads < nvec; i += unroll * (uint64_t)nthreads) {
+            int4 v0 = sv[i];
+            int4 v1 = sv[i + nthreads];
+            int4 v2 = sv[i + 2 * (uint64_t)nthreads];
+            int4 v3 = sv[i + 3 * (uint64_t)nthreads];
+            dv[i] = v0;
+            dv[i + nthreads] = v1;
+            dv[i + 2 * (uint64_t)nthreads] = v2;
+            dv[i + 3 * (uint64_t)nthreads] = v3;
+        }
+        for (; i < nvec; i += nthreads)
+            dv[i] = sv[i];
+        for (uint64_t b = nvec * 16 + tid; b < bytes; b += nthreads)
+            d[b] = s[b];
+        return;
+    }
+    for (uint64_t b = tid; b < bytes; b += nthreads)
+        d[b] = s[b];
+}
+
+/* ------------------------------------------------------- memory channel */
+
+/* local + src_off -> remote + dst_off, by threads [tid, nthreads). */
+KCCL_DEVICE void kccl_mc_put(const kccl_memory_channel_dev_t *c, uint64_t dst_off,
+                             uint64_t src_off, uint64_t bytes, uint32_t tid, uint32_t nthreads)
+{
+    kccl_copy((char *)c->remote + dst_off, (const char *)c->local + src_off, bytes, tid,
+              nthreads);
+}
+
+/* remote + src_off -> local + dst_off. */
+KCCL_DEVICE void kccl_mc_get(const kccl_memory_channel_dev_t *c, uint64_t dst_off,
+                             uint64_t src_off, uint64_t bytes, uint32_t tid, uint32_t nthreads)
+{
+    kccl_copy((char *)c->local + dst_off, (const char *)c->remote + src_off, bytes, tid,
+              nthreads);
+}
+
+/* One thread: publish (system-scope release) and bump the peer's counter. */
+KCCL_DEVICE void kccl_mc_signal(const kccl_memory_channel_dev_t *c)
+{
+    kccl_sem_signal(&c->sem);
+}
+
+/* One thread: wait for the peer's next signal. */
+KCCL_DEVICE void kccl_mc_wait(const kccl_memory_channel_dev_t *c)
+{
+    kccl_sem_wait(&c->sem);
+}
+
+/* Whole block: put, then one signal covering it. */
+KCCL_DEVICE void kccl_mc_put_signal_block(const kccl_memory_channel_dev_t *c, uint64_t dst_off,
+                                          uint64_t src_off, uint64_t bytes)
+{
+    kccl_mc_put(c, dst_off, src_off, bytes, threadIdx.x, blockDim.x);
+    __syncthreads();
+    if (threadIdx.x == 0)
+        kccl_mc_signal(c);
+}
+
+/* Whole block: wait for the peer's signal, then every thread may read. */
+KCCL_DEVICE void kccl_mc_wait_block(const kccl_memory_channel_dev_t *c)
+{
+    if (threadIdx.x == 0)
+        kccl_mc_wait(c);
+    __syncthreads();
+}
+
+/* --------------------------------------------------------- port channel */
+
+KCCL_DEVICE uint64_t kccl_pc_push(const kccl_port_channel_dev_t *c, uint32_t type,
+                                  uint64_t dst_off, uint64_t src_off, uint32_t bytes)
+{
+    return kccl_fifo_push(&c->fifo, kccl_trigger_encode(type, c->channel, dst_off, src_off, bytes));
+}
+
+/* One thread each: put / signal / put+signal, carried out by the proxy in push order. */
+KCCL_DEVICE void kccl_pc_put(const kccl_port_channel_dev_t *c, uint64_t dst_off, uint64_t src_off,
+                             uint32_t bytes)
+{
+    kccl_pc_push(c, KCCL_TRIGGER_PUT, dst_off, src_off, bytes);
+}
+
+KCCL_DEVICE void kccl_pc_signal(const kccl_port_channel_dev_t *c)
+{
+    kccl_pc_push(c, KCCL_TRIGGER_SIGNAL, 0, 0, 0);
+}
+
+KCCL_DEVICE void kccl_pc_put_signal(const kccl_port_channel_dev_t *c, uint64_t dst_off,
+                                    uint64_t src_off, uint32_t bytes)
+{
+    kccl_pc_push(c, KCCL_TRIGGER_PUT | KCCL_TRIGGER_SIGNAL, dst_off, src_off, bytes);
+}
+
+/* Waits until everything pushed before has landed at the peer. */
+KCCL_DEVICE void kccl_pc_flush(const kccl_port_channel_dev_t *c)
+{
+    kccl_fifo_sync(&c->fifo, kccl_pc_push(c, KCCL_TRIGGER_FLUSH, 0, 0, 0));
+}
+
+/* Waits for the peer proxy's next signal (its puts before it are visible). */
+KCCL_DEVICE void kccl_pc_wait(const kccl_port_channel_dev_t *c)
+{
+    kccl_sem_wait(&c->sem);
+}
+
+#endif

@@ -1,0 +1,284 @@
+/*
+ * bench_gpu_transport.cu - transport numbers on real GPUs (one per rank).
+ *
+ * Usage: bench_gpu_transport [nranks] [--json FILE]
+ *   mc_put      memory-channel put, rank 0 -> rank 1, one way, GB/s (1e9 B/s),
+ *               by size; CUDA events around 20 timed launches after 5 warm-up,
+ *               median; buffers rotate through 4 slots past the L2 size
+ *   sig_rtt     signal + wait round trip between two GPUs, microseconds
+ *               (one kernel per side, 10^5 ping-pongs timed with %globaltimer)
+ *   pc_put      port-channel put through the proxy (cuda_ipc copies), GB/s,
+ *               and empty-trigger rate through the FIFO, million triggers/s
+ *   init        kccl_comm_init_rank on nranks GPUs after CUDA is initialised,
+ *               ms, the slowest rank (5 repetitions, median)
+ * Targets (issue): mc_put >= 370 GB/s, sig_rtt <= 2 us, init(4) <= 100 ms.
+ * Output: "RESULT name value unit" lines, and a JSON object with --json.
+ */
+#include <algorithm>
+#include <vector>
+
+#include "gpu_harness.h"
+#include "kccl/kccl_channel.cuh"
+
+static const char *json_path;
+
+__global__ void bw_put_kernel(kccl_memory_channel_dev_t c, uint64_t dst_off, uint64_t src_off,
+                              uint64_t bytes)
+{
+    uint64_t per = (bytes / gridDim.x + 15) & ~15ull, off = per * blockIdx.x;
+    if (off >= bytes)
+        return;
+    uint64_t n = bytes - off < per ? bytes - off : per;
+    kccl_mc_put(&c, dst_off + off, src_off + off, n, threadIdx.x, blockDim.x);
+}
+
+__global__ void pingpong_kernel(kccl_memory_channel_dev_t c, int initiator, int iters,
+                                unsigned long long *ns)
+{
+    if (threadIdx.x != 0)
+        return;
+    uint64_t t0 = kccl_globaltimer();
+    for (int i = 0; i < iters; i++) {
+        if (initiator) {
+            kccl_mc_signal(&c);
+            kccl_mc_wait(&c);
+        } else {
+            kccl_mc_wait(&c);
+            kccl_mc_signal(&c);
+        }
+    }
+    *ns = kccl_globaltimer() - t0;
+}
+
+__global__ void pc_bw_kernel(kccl_port_channel_dev_t c, uint64_t bytes, uint32_t chunk)
+{
+    if (threadIdx.x != 0)
+        return;
+    for (uint64_t off = 0; off < bytes; off += chunk) {
+        uint32_t n = (uint32_t)(bytes - off < chunk ? bytes - off : chunk);
+        kccl_pc_put(&c, off, off, n);
+    }
+    kccl_pc_flush(&c);
+}
+
+__global__ void pc_rate_kernel(kccl_port_channel_dev_t c, int n)
+{
+    if (threadIdx.x != 0)
+        return;
+    for (int i = 0; i < n; i++)
+        kccl_pc_push(&c, KCCL_TRIGGER_PUT, 0, 0, 0); /* empty put: proxy no-op */
+    kccl_pc_flush(&c);
+}
+
+static double median(std::vector<double> v)
+{
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+static void result(const char *name, double v, const char *unit)
+{
+    printf("RESULT %s %.3f %s\n", name, v, unit);
+    if (json_path != NULL) {
+        FILE *f = fopen(json_path, "a");
+        if (f != NULL) {
+            fprintf(f, "{\"name\":\"%s\",\"value\":%.4f,\"unit\":\"%s\"}\n", name, v, unit);
+            fclose(f);
+        }
+    }
+}
+
+static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bootstrap_opts_t *o,
+                      void *arg)
+{
+    (void)arg;
+    kccl_comm_t comm;
+    GH_OK(kccl_comm_init_rank(id, rank, n, o, &comm));
+    kccl_bootstrap_t bs = kccl_comm_bootstrap(comm);
+    int peer = 1 - rank;
+    if (rank > 1) { /* only ranks 0 and 1 measure */
+        kccl_comm_destroy(comm);
+        return 0;
+    }
+    const size_t slot = 1ull << 30, slots = 2, total = slot * slots;
+    void *sbuf, *rbuf;
+    kccl_mem_t smem, rmem;
+    kccl_rmem_t peers[2] = {NULL, NULL};
+    GH_CUDA(cudaMalloc(&sbuf, total));
+    GH_CUDA(cudaMalloc(&rbuf, total));
+    GH_CUDA(cudaMemset(sbuf, rank + 1, total));
+    GH_OK(kccl_mem_register(comm, sbuf, total, KCCL_MEM_DEVICE, &smem));
+    GH_OK(kccl_mem_register(comm, rbuf, total, KCCL_MEM_DEVICE, &rmem));
+    GH_OK(kccl_mem_send(comm, rmem, peer));
+    GH_OK(kccl_mem_recv(comm, peer, &peers[peer]));
+    kccl_memory_channel_t mc;
+    kccl_memory_channel_dev_t mh;
+    GH_OK(kccl_memory_channel_create(comm, peer, smem, peers[peer], &mc));
+    GH_OK(kccl_memory_channel_device_handle(mc, &mh));
+    int dev, sms;
+    GH_CUDA(cudaGetDevice(&dev));
+    GH_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    cudaEvent_t e0, e1;
+    GH_CUDA(cudaEventCreate(&e0));
+    GH_CUDA(cudaEventCreate(&e1));
+
+    /* 1. memory-channel put bandwidth, rank 0 -> 1 */
+    GH_OK(kccl_bootstrap_barrier(bs));
+    if (rank == 0) {
+        for (size_t bytes = 1 << 20; bytes <= slot; bytes <<= 2) {
+            int blocks = bytes >= (64u << 20) ? sms * 2 : std::max(1, (int)(bytes >> 18));
+            std::vector<double> t;
+            for (int it = 0; it < 25; it++) {
+                uint64_t off = (uint64_t)(it % slots) * slot;
+                GH_CUDA(cudaEventRecord(e0));
+                bw_put_kernel<<<blocks, 1024>>>(mh, off, off, bytes);
+                GH_CUDA(cudaEventRecord(e1));
+                GH_CUDA(cudaEventSynchronize(e1));
+                GH_CUDA(cudaGetLastError());
+                float ms;
+                GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+                if (it >= 5)
+                    t.push_back(ms * 1e-3);
+            }
+            char name[64];
+            snprintf(name, sizeof(name), "mc_put_%zuMiB", bytes >> 20);
+            result(name, (double)bytes / median(t) / 1e9, "GB/s");
+        }
+    }
+    GH_OK(kccl_bootstrap_barrier(bs));
+
+    /* 2. signal + wait round trip */
+    unsigned long long *ns;
+    GH_CUDA(cudaMalloc(&ns, sizeof(*ns)));
+    const int iters = 100000;
+    for (int warm = 0; warm < 2; warm++) {
+        GH_OK(kccl_bootstrap_barrier(bs));
+        pingpong_kernel<<<1, 32>>>(mh, rank == 0, warm ? iters : 1000, ns);
+        GH_CUDA(cudaGetLastError());
+        GH_CUDA(cudaDeviceSynchronize());
+    }
+    unsigned long long hns;
+    GH_CUDA(cudaMemcpy(&hns, ns, sizeof(hns), cudaMemcpyDeviceToHost));
+    if (rank == 0)
+        result("sig_rtt", (double)hns / iters / 1e3, "us");
+    GH_OK(kccl_bootstrap_barrier(bs));
+
+    /* 3. port channel through the proxy */
+    kccl_port_channel_t pc;
+    kccl_port_channel_dev_t ph;
+    GH_OK(kccl_port_channel_create(comm, peer, smem, peers[peer], &pc));
+    GH_OK(kccl_port_channel_device_handle(pc, &ph));
+    GH_OK(kccl_bootstrap_barrier(bs));
+    if (rank == 0) {
+        const uint32_t chunks[] = {1u << 20, 16u << 20, 256u << 20};
+        for (uint32_t chunk : chunks) {
+            std::vector<double> t;
+            for (int it = 0; it < 8; it++) {
+                GH_CUDA(cudaEventRecord(e0));
+                pc_bw_kernel<<<1, 32>>>(ph, slot, chunk);
+                GH_CUDA(cudaEventRecord(e1));
+                GH_CUDA(cudaEventSynchronize(e1));
+                GH_CUDA(cudaGetLastError());
+                float ms;
+                GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+                if (it >= 2)
+                    t.push_back(ms * 1e-3);
+            }
+            char name[64];
+            snprintf(name, sizeof(name), "pc_put_1GiB_chunk_%uMiB", chunk >> 20);
+            result(name, (double)slot / median(t) / 1e9, "GB/s");
+        }
+        const int ntrig = 200000;
+        std::vector<double> t;
+        for (int it = 0; it < 5; it++) {
+            GH_CUDA(cudaEventRecord(e0));
+            pc_rate_kernel<<<1, 32>>>(ph, ntrig);
+            GH_CUDA(cudaEventRecord(e1));
+            GH_CUDA(cudaEventSynchronize(e1));
+            GH_CUDA(cudaGetLastError());
+            float ms;
+            GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+            t.push_back(ms * 1e-3);
+        }
+        result("pc_trigger_rate", ntrig / median(t) / 1e6, "Mtrig/s");
+    }
+    GH_OK(kccl_bootstrap_barrier(bs));
+    kccl_port_channel_destroy(pc);
+    kccl_memory_channel_destroy(mc);
+    kccl_rmem_release(peers[peer]);
+    kccl_mem_deregister(smem);
+    kccl_mem_deregister(rmem);
+    cudaFree(sbuf);
+    cudaFree(rbuf);
+    cudaFree(ns);
+    kccl_comm_destroy(comm);
+    return 0;
+}
+
+/* Communicator set-up time on n GPUs: every rank times its init; rank 0 reports the max. */
+static int bench_init(int rank, int n, const kccl_unique_id_t *id, const kccl_bootstrap_opts_t *o,
+                      void *arg)
+{
+    (void)arg;
+    kccl_comm_t comm;
+    double t0 = gh_now();
+    GH_OK(kccl_comm_init_rank(id, rank, n, o, &comm));
+    double mine = (gh_now() - t0) * 1e3;
+    std::vector<double> all(n);
+    all[rank] = mine;
+    GH_OK(kccl_bootstrap_all_gather(kccl_comm_bootstrap(comm), all.data(), sizeof(double)));
+    if (rank == 0)
+        printf("INIT %.3f\n", *std::max_element(all.begin(), all.end()));
+    kccl_comm_destroy(comm);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int n = 2;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0 && i + 1 < argc)
+            json_path = argv[++i];
+        else
+            n = atoi(argv[i]);
+    }
+    if (n < 2) {
+        fprintf(stderr, "usage: %s [nranks >= 2] [--json FILE]\n", argv[0]);
+        return 2;
+    }
+    int rc = gh_run(n, 600, bench_pair, NULL);
+    if (rc != 0)
+        return rc;
+    /* init timing: 5 groups, median of the slowest rank (printed by the children as INIT). */
+    std::vector<double> inits;
+    for (int rep = 0; rep < 5; rep++) {
+        char tmpl[] = "/tmp/kccl-bench-init-XXXXXX";
+        int fd = mkstemp(tmpl);
+        if (fd < 0)
+            return 1;
+        fflush(stdout);
+        int saved = dup(1);
+        dup2(fd, 1);
+        rc = gh_run(n, 120, bench_init, NULL);
+        fflush(stdout);
+        dup2(saved, 1);
+        close(saved);
+        FILE *f = fdopen(fd, "r");
+        rewind(f);
+        double v;
+        char line[256];
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "INIT %lf", &v) == 1)
+                inits.push_back(v);
+        fclose(f);
+        unlink(tmpl);
+        if (rc != 0)
+            return rc;
+    }
+    if (!inits.empty()) {
+        char name[64];
+        snprintf(name, sizeof(name), "init_%dgpu", n);
+        result(name, median(inits), "ms");
+    }
+    return 0;
+}
