@@ -9,6 +9,7 @@
  * The CPU-list parser used for proxy placement.
  */
 #include <pthread.h>
+#include <sched.h>
 
 #include "kccl_test.h"
 #include "proxy/fifo.h"
@@ -51,7 +52,7 @@ static void test_trigger_round_trip(void **state)
 }
 
 #define PRODUCERS 4
-#define PER_PRODUCER 20000
+#define PER_PRODUCER 10000
 
 typedef struct {
     kccl_fifo_t *f;
@@ -77,7 +78,7 @@ static void test_fifo_many_producers(void **state)
 {
     (void)state;
     kccl_fifo_t f;
-    assert_int_equal(kccl_fifo_init(&f, 8, -1), KCCL_OK);
+    assert_int_equal(kccl_fifo_init(&f, 64, -1), KCCL_OK);
     pthread_t th[PRODUCERS];
     prod_t pr[PRODUCERS];
     for (int i = 0; i < PRODUCERS; i++) {
