@@ -18,9 +18,6 @@
  * at --timeout, so the benchmark never hangs; children die with the parent
  * (PR_SET_PDEATHSIG). Depends on libc, pthreads and libkccl only.
  */
-#include "kccl/kccl_bootstrap.h"
-#include "kccl/kccl_status.h"
-
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -42,6 +39,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "kccl/kccl_bootstrap.h"
+#include "kccl/kccl_status.h"
 
 #define REC_PENDING   INT32_MAX /* the rank has not finished this iteration */
 #define REC_NO_ID     (-1000)   /* rank 0 could not create the id */
@@ -736,25 +736,16 @@ static int parse_args(bench_t *b, int argc, char **argv)
             if (parse_int(optarg, 0, 1 << 24, &b->warmup))
                 return -1;
             break;
-        case 'j':
-            b->json_path = optarg;
-            break;
-        case 'c':
-            b->cpus = optarg;
-            break;
-        case 'l':
-            b->label = optarg;
-            break;
+        case 'j': b->json_path = optarg; break;
+        case 'c': b->cpus = optarg; break;
+        case 'l': b->label = optarg; break;
         case 't':
             b->timeout_s = strtod(optarg, &end);
             if (end == optarg || *end || !(b->timeout_s > 0))
                 return -1;
             break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        default:
-            return -1;
+        case 'h': usage(stdout); exit(0);
+        default: return -1;
         }
     }
     if (optind != argc || b->nranks < 1 || b->warmup >= b->iters)

@@ -3,15 +3,15 @@
  * delete) on top of kccl_kube_http_call, plus apiserver path building.
  * Bodies in and out are JSON; a 2xx body that is not JSON is a protocol error.
  */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "core/error.h"
 #include "kccl/kube.h"
 #include "kube_http.h"
 #include "kube_list.h"
 #include "kube_status.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 static kccl_status_t parse_body(kccl_kube_client_t c, const kccl_kube_req_t *req,
                                 kccl_kube_resp_t *resp, cJSON **out, kccl_kube_result_t *res)

@@ -11,9 +11,6 @@
  */
 #include "kube_config.h"
 
-#include "core/error.h"
-#include "kube_util.h"
-
 #include <curl/curl.h>
 #include <errno.h>
 #include <libgen.h>
@@ -21,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+
+#include "core/error.h"
+#include "kube_util.h"
 
 #define KUBECONFIG_MAX_BYTES ((size_t)16 << 20)
 #define PEM_MAX_BYTES        ((size_t)4 << 20)

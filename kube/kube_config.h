@@ -10,10 +10,10 @@
 #ifndef KCCL_KUBE_CONFIG_H
 #define KCCL_KUBE_CONFIG_H
 
-#include "kccl/kube.h"
-
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kccl/kube.h"
 
 typedef struct {
     unsigned char *data; /* NUL-terminated for convenience; len excludes the NUL */

@@ -10,15 +10,15 @@
  */
 #include "kube_http.h"
 
-#include "core/error.h"
-#include "kccl/kccl_version.h"
-#include "kube_status.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+#include "core/error.h"
+#include "kccl/kccl_version.h"
+#include "kube_status.h"
 
 #define KCCL_KUBE_STR2(x) #x
 #define KCCL_KUBE_STR(x)  KCCL_KUBE_STR2(x)
@@ -253,8 +253,7 @@ static kccl_kube_fail_t classify(CURLcode cc, const char *err)
     switch (cc) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-        return KCCL_KUBE_FAIL_CONNECT;
+    case CURLE_COULDNT_CONNECT: return KCCL_KUBE_FAIL_CONNECT;
     case CURLE_SSL_CONNECT_ERROR:
         return strstr(err, "alert") ? KCCL_KUBE_FAIL_FATAL : KCCL_KUBE_FAIL_TLS_SETUP;
     case CURLE_SEND_ERROR:
@@ -265,10 +264,8 @@ static kccl_kube_fail_t classify(CURLcode cc, const char *err)
     case CURLE_PARTIAL_FILE:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
-    case CURLE_WEIRD_SERVER_REPLY:
-        return KCCL_KUBE_FAIL_EXCHANGE;
-    default:
-        return KCCL_KUBE_FAIL_FATAL;
+    case CURLE_WEIRD_SERVER_REPLY: return KCCL_KUBE_FAIL_EXCHANGE;
+    default: return KCCL_KUBE_FAIL_FATAL;
     }
 }
 
@@ -281,13 +278,10 @@ static int is_tls_failure(CURLcode cc, const char *err)
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CONNECT_ERROR:
-        return 1;
+    case CURLE_SSL_CONNECT_ERROR: return 1;
     case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-        return strstr(err, "alert") != NULL;
-    default:
-        return 0;
+    case CURLE_RECV_ERROR: return strstr(err, "alert") != NULL;
+    default: return 0;
     }
 }
 

@@ -11,14 +11,14 @@
 #ifndef KCCL_KUBE_HTTP_H
 #define KCCL_KUBE_HTTP_H
 
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "kccl/kube.h"
 #include "kube_config.h"
 #include "kube_retry.h"
 #include "kube_util.h"
-
-#include <curl/curl.h>
-#include <pthread.h>
-#include <stdatomic.h>
 
 #define KCCL_KUBE_MAX_BODY_DEFAULT   ((size_t)64 << 20)
 #define KCCL_KUBE_CONNECT_TIMEOUT_MS 10000

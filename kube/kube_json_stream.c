@@ -5,10 +5,10 @@
  */
 #include "kube_json_stream.h"
 
-#include "core/error.h"
-
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/error.h"
 
 void kccl_kube_json_stream_init(kccl_kube_json_stream_t *s, size_t max_len)
 {

@@ -15,10 +15,10 @@
 #ifndef KCCL_KUBE_JSON_STREAM_H
 #define KCCL_KUBE_JSON_STREAM_H
 
-#include "kccl/kccl_status.h"
-
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kccl/kccl_status.h"
 
 #define KCCL_KUBE_JSON_STREAM_MAX_DEFAULT ((size_t)16 << 20) /* 16 MiB per object */
 

@@ -5,11 +5,11 @@
  */
 #include "kube_list.h"
 
-#include "core/error.h"
-#include "kube_util.h"
-
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/error.h"
+#include "kube_util.h"
 
 #define LIST_PAGE_DEFAULT 500
 #define LIST_RESTARTS_MAX 3

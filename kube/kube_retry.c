@@ -92,24 +92,17 @@ int kccl_kube_should_retry(int http_status, kccl_kube_fail_t fail, int idempoten
     if (http_status != 0) {
         switch (http_status) {
         case 429: /* throttled: the apiserver did not act */
-        case 503: /* unavailable: not processed */
-            return 1;
+        case 503: /* unavailable: not processed */ return 1;
         case 500:
         case 502:
-        case 504:
-            return idempotent;
-        default:
-            return 0;
+        case 504: return idempotent;
+        default: return 0;
         }
     }
     switch (fail) {
-    case KCCL_KUBE_FAIL_CONNECT:
-        return 1;
-    case KCCL_KUBE_FAIL_TLS_SETUP:
-        return attempt < 3;
-    case KCCL_KUBE_FAIL_EXCHANGE:
-        return idempotent;
-    default:
-        return 0;
+    case KCCL_KUBE_FAIL_CONNECT: return 1;
+    case KCCL_KUBE_FAIL_TLS_SETUP: return attempt < 3;
+    case KCCL_KUBE_FAIL_EXCHANGE: return idempotent;
+    default: return 0;
     }
 }

@@ -13,61 +13,39 @@ kccl_status_t kccl_kube_status_from_http(int http_status)
         return KCCL_OK;
     switch (http_status) {
     case 401:
-    case 403:
-        return KCCL_ERR_AUTH;
-    case 404:
-        return KCCL_ERR_NOT_FOUND;
+    case 403: return KCCL_ERR_AUTH;
+    case 404: return KCCL_ERR_NOT_FOUND;
     case 400:
     case 413:
-    case 422:
-        return KCCL_ERR_INVALID_ARG;
+    case 422: return KCCL_ERR_INVALID_ARG;
     case 405:
     case 406:
-    case 415:
-        return KCCL_ERR_UNSUPPORTED;
+    case 415: return KCCL_ERR_UNSUPPORTED;
     case 408:
-    case 504:
-        return KCCL_ERR_TIMED_OUT;
-    default:
-        return KCCL_ERR_KUBE;
+    case 504: return KCCL_ERR_TIMED_OUT;
+    default: return KCCL_ERR_KUBE;
     }
 }
 
 const char *kccl_kube_reason_for_http(int http_status)
 {
     switch (http_status) {
-    case 400:
-        return "BadRequest";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "NotFound";
-    case 405:
-        return "MethodNotAllowed";
-    case 406:
-        return "NotAcceptable";
-    case 408:
-        return "Timeout";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 413:
-        return "RequestEntityTooLarge";
-    case 415:
-        return "UnsupportedMediaType";
-    case 422:
-        return "Invalid";
-    case 429:
-        return "TooManyRequests";
-    case 500:
-        return "InternalError";
-    case 503:
-        return "ServiceUnavailable";
-    case 504:
-        return "Timeout";
+    case 400: return "BadRequest";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "NotFound";
+    case 405: return "MethodNotAllowed";
+    case 406: return "NotAcceptable";
+    case 408: return "Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "RequestEntityTooLarge";
+    case 415: return "UnsupportedMediaType";
+    case 422: return "Invalid";
+    case 429: return "TooManyRequests";
+    case 500: return "InternalError";
+    case 503: return "ServiceUnavailable";
+    case 504: return "Timeout";
     default:
         if (http_status >= 200 && http_status < 300)
             return "";

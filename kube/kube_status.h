@@ -16,10 +16,10 @@
 #ifndef KCCL_KUBE_STATUS_H
 #define KCCL_KUBE_STATUS_H
 
-#include "kccl/kube.h"
-
 #include <cjson/cJSON.h>
 #include <stddef.h>
+
+#include "kccl/kube.h"
 
 /* The kccl status for an HTTP status. */
 kccl_status_t kccl_kube_status_from_http(int http_status);

@@ -9,9 +9,9 @@
 #ifndef KCCL_KUBE_STORE_H
 #define KCCL_KUBE_STORE_H
 
-#include "kccl/kube.h"
-
 #include <stddef.h>
+
+#include "kccl/kube.h"
 
 typedef struct kccl_kube_store_entry kccl_kube_store_entry_t;
 

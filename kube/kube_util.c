@@ -220,8 +220,7 @@ int kccl_kube_base64_decode(const char *in, size_t len, unsigned char **out, siz
         buf[n++] = (unsigned char)(acc >> 10);
         buf[n++] = (unsigned char)(acc >> 2);
         break;
-    default: /* one lone sextet cannot encode a byte */
-        goto bad;
+    default: /* one lone sextet cannot encode a byte */ goto bad;
     }
     buf[n] = '\0';
     *out = buf;

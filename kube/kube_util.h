@@ -6,10 +6,10 @@
 #ifndef KCCL_KUBE_UTIL_H
 #define KCCL_KUBE_UTIL_H
 
-#include "kccl/kccl_status.h"
-
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kccl/kccl_status.h"
 
 /* Monotonic clock, milliseconds. */
 int64_t kccl_kube_now_ms(void);

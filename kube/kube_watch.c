@@ -11,6 +11,11 @@
  * events. Failures back off with full jitter; everything is bounded by the
  * overall deadline and ended by the stop flag.
  */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "core/error.h"
 #include "kccl/kube.h"
 #include "kube_http.h"
@@ -18,11 +23,6 @@
 #include "kube_list.h"
 #include "kube_status.h"
 #include "kube_store.h"
-
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #define WATCH_SERVER_TIMEOUT_S_DEFAULT 300
 #define WATCH_STALL_GRACE_S            30 /* client-side limit = timeoutSeconds + this */
@@ -59,16 +59,11 @@ typedef struct {
 const char *kccl_kube_event_type_str(kccl_kube_event_type_t type)
 {
     switch (type) {
-    case KCCL_KUBE_EVENT_ADDED:
-        return "ADDED";
-    case KCCL_KUBE_EVENT_MODIFIED:
-        return "MODIFIED";
-    case KCCL_KUBE_EVENT_DELETED:
-        return "DELETED";
-    case KCCL_KUBE_EVENT_BOOKMARK:
-        return "BOOKMARK";
-    case KCCL_KUBE_EVENT_ERROR:
-        return "ERROR";
+    case KCCL_KUBE_EVENT_ADDED: return "ADDED";
+    case KCCL_KUBE_EVENT_MODIFIED: return "MODIFIED";
+    case KCCL_KUBE_EVENT_DELETED: return "DELETED";
+    case KCCL_KUBE_EVENT_BOOKMARK: return "BOOKMARK";
+    case KCCL_KUBE_EVENT_ERROR: return "ERROR";
     }
     return "UNKNOWN";
 }
@@ -350,15 +345,10 @@ static kccl_status_t watch_loop(watch_t *w, kccl_kube_result_t *res)
                 return st;
         }
         switch (next) {
-        case NEXT_RETURN:
-            return st;
-        case NEXT_RELIST:
-            need_list = 1;
-            continue;
-        case NEXT_RESUME:
-            continue;
-        case NEXT_BACKOFF:
-            break;
+        case NEXT_RETURN: return st;
+        case NEXT_RELIST: need_list = 1; continue;
+        case NEXT_RESUME: continue;
+        case NEXT_BACKOFF: break;
         }
         int64_t now = kccl_kube_now_ms();
         int64_t delay = kccl_kube_retry_delay(&bo, failures++, retry_after, now,

@@ -5,11 +5,11 @@
  * in arbitrary chunks give the same objects, in the same order, and the same
  * verdict - which is exactly what a watch over HTTP chunks relies on.
  */
-#include "kube_json_stream.h"
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "kube_json_stream.h"
 
 typedef struct {
     uint64_t hash;

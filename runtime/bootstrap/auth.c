@@ -74,19 +74,19 @@ void kccl_hmac(const kccl_hmac_key_t *k, const char *label, const uint8_t *a, si
     uint8_t ih[32];
     unsigned int n = 0;
     EVP_MD_CTX *t = EVP_MD_CTX_new();
-    int ok = t && EVP_MD_CTX_copy_ex(t, k->inner) &&
-             EVP_DigestUpdate(t, label, strlen(label)) && (!alen || EVP_DigestUpdate(t, a, alen)) &&
-             (!blen || EVP_DigestUpdate(t, b, blen)) && (!clen || EVP_DigestUpdate(t, c, clen)) &&
-             EVP_DigestFinal_ex(t, ih, &n) && EVP_MD_CTX_copy_ex(t, k->outer) &&
-             EVP_DigestUpdate(t, ih, sizeof(ih)) && EVP_DigestFinal_ex(t, out, &n);
+    int ok = t && EVP_MD_CTX_copy_ex(t, k->inner) && EVP_DigestUpdate(t, label, strlen(label)) &&
+             (!alen || EVP_DigestUpdate(t, a, alen)) && (!blen || EVP_DigestUpdate(t, b, blen)) &&
+             (!clen || EVP_DigestUpdate(t, c, clen)) && EVP_DigestFinal_ex(t, ih, &n) &&
+             EVP_MD_CTX_copy_ex(t, k->outer) && EVP_DigestUpdate(t, ih, sizeof(ih)) &&
+             EVP_DigestFinal_ex(t, out, &n);
     EVP_MD_CTX_free(t);
     if (!ok) /* a MAC of zeros never verifies against a real one: fails closed */
         memset(out, 0, KCCL_MAC_BYTES);
 }
 
-void kccl_auth_mac(const uint8_t key[KCCL_GROUP_SECRET_BYTES], const char *label,
-                   const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
-                   const uint8_t *c, size_t clen, uint8_t out[KCCL_MAC_BYTES])
+void kccl_auth_mac(const uint8_t key[KCCL_GROUP_SECRET_BYTES], const char *label, const uint8_t *a,
+                   size_t alen, const uint8_t *b, size_t blen, const uint8_t *c, size_t clen,
+                   uint8_t out[KCCL_MAC_BYTES])
 {
     kccl_hmac_key_t k;
     if (kccl_hmac_key_init(&k, key) != KCCL_OK) {
@@ -123,12 +123,17 @@ int kccl_secret_parse(const uint8_t *data, size_t len, uint8_t out[KCCL_GROUP_SE
         len--;
     if (len != 2 * KCCL_GROUP_SECRET_BYTES)
         return -1;
+    uint8_t tmp[KCCL_GROUP_SECRET_BYTES];
     for (size_t i = 0; i < KCCL_GROUP_SECRET_BYTES; i++) {
         int hi = hexval(data[2 * i]), lo = hexval(data[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
+        if (hi < 0 || lo < 0) {
+            OPENSSL_cleanse(tmp, sizeof(tmp));
+            return -1; /* out is written only on success */
+        }
+        tmp[i] = (uint8_t)(hi << 4 | lo);
     }
+    memcpy(out, tmp, sizeof(tmp));
+    OPENSSL_cleanse(tmp, sizeof(tmp));
     return 0;
 }
 
@@ -140,7 +145,8 @@ kccl_status_t kccl_secret_load_file(const char *path, uint8_t out[KCCL_GROUP_SEC
     if (fd < 0)
         KCCL_FAIL(BOOT, KCCL_ERR_CONFIG,
                   "cannot open the group secret file %s: %s; check KCCL_GROUP_SECRET_FILE and the "
-                  "secret volume mount", path, strerror(errno));
+                  "secret volume mount",
+                  path, strerror(errno));
     if (fstat(fd, &stbuf) == 0 && (stbuf.st_mode & 0004))
         kccl_log_warn(BOOT, "group secret file %s is world-readable; make it 0600 or 0400", path);
     ssize_t total = 0;
@@ -155,8 +161,8 @@ kccl_status_t kccl_secret_load_file(const char *path, uint8_t out[KCCL_GROUP_SEC
             break;
     }
     close(fd);
-    int ok = total > 0 && (size_t)total < sizeof(buf) &&
-             kccl_secret_parse(buf, (size_t)total, out) == 0;
+    int ok =
+        total > 0 && (size_t)total < sizeof(buf) && kccl_secret_parse(buf, (size_t)total, out) == 0;
     OPENSSL_cleanse(buf, sizeof(buf));
     if (!ok)
         KCCL_FAIL(BOOT, KCCL_ERR_CONFIG,

@@ -31,9 +31,9 @@ void kccl_hmac(const kccl_hmac_key_t *k, const char *label, const uint8_t *a, si
                uint8_t out[KCCL_MAC_BYTES]);
 
 /* HMAC-SHA256(key, label | a | b | c); any part may be empty. One-shot form of kccl_hmac. */
-void kccl_auth_mac(const uint8_t key[KCCL_GROUP_SECRET_BYTES], const char *label,
-                   const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
-                   const uint8_t *c, size_t clen, uint8_t out[KCCL_MAC_BYTES]);
+void kccl_auth_mac(const uint8_t key[KCCL_GROUP_SECRET_BYTES], const char *label, const uint8_t *a,
+                   size_t alen, const uint8_t *b, size_t blen, const uint8_t *c, size_t clen,
+                   uint8_t out[KCCL_MAC_BYTES]);
 
 /* Constant-time comparison of two MACs: 1 when equal. */
 int kccl_auth_equal(const uint8_t *x, const uint8_t *y, size_t len);

@@ -24,7 +24,7 @@
 #include "core/error.h"
 
 #define PEER_BACKLOG 4096
-#define MAX_RANKS (1 << 24)
+#define MAX_RANKS    (1 << 24)
 /* How long destroy waits for peers' BYE before it closes with a FIN instead. */
 #define DESTROY_LINGER_MS 1000
 /* After a failure: long enough to deliver the ABORT notices. */
@@ -85,7 +85,8 @@ static kccl_status_t resolve_key(kccl_bs_t *bs, const kccl_bootstrap_opts_t *o)
         if (embedded && CRYPTO_memcmp(o->secret, bs->uid.secret, KCCL_GROUP_SECRET_BYTES) != 0)
             KCCL_FAIL(BOOT, KCCL_ERR_AUTH,
                       "rank %d: the unique id carries a group secret that differs from "
-                      "KCCL_GROUP_SECRET_FILE/KCCL_GROUP_SECRET; use one source", bs->rank);
+                      "KCCL_GROUP_SECRET_FILE/KCCL_GROUP_SECRET; use one source",
+                      bs->rank);
         memcpy(bs->key, o->secret, KCCL_GROUP_SECRET_BYTES);
     } else if (embedded) {
         memcpy(bs->key, bs->uid.secret, KCCL_GROUP_SECRET_BYTES);
@@ -128,8 +129,8 @@ static kccl_status_t root_listener(kccl_bs_t *bs, const kccl_bootstrap_opts_t *o
         if (got.port != bs->uid.root.port)
             KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG,
                       "KCCL_BOOTSTRAP_ROOT_FD=%d listens on port %u but the unique id names %s; "
-                      "the launcher passed a descriptor of another group", o->root_fd, got.port,
-                      text);
+                      "the launcher passed a descriptor of another group",
+                      o->root_fd, got.port, text);
         *fd = o->root_fd;
         return KCCL_OK;
     }
@@ -138,12 +139,15 @@ static kccl_status_t root_listener(kccl_bs_t *bs, const kccl_bootstrap_opts_t *o
     if (st == KCCL_ERR_ADDR_IN_USE)
         KCCL_FAIL(BOOT, st,
                   "rank 0: cannot serve the root at %s: the port is already in use; stop the "
-                  "process holding it or choose another port (CommGroup spec.port)", text);
+                  "process holding it or choose another port (CommGroup spec.port)",
+                  text);
     if (st != KCCL_OK) {
         char cause[256];
         snprintf(cause, sizeof(cause), "%s", kccl_last_error());
-        KCCL_FAIL(BOOT, st, "rank 0: cannot serve the root at %s: %s; is this the host the id "
-                            "names?", text, cause);
+        KCCL_FAIL(BOOT, st,
+                  "rank 0: cannot serve the root at %s: %s; is this the host the id "
+                  "names?",
+                  text, cause);
     }
     return KCCL_OK;
 }
@@ -176,19 +180,20 @@ static int table_ready(kccl_bs_t *bs, void *arg)
                                     "could not reach the root at %s within %.1f s (%s, %d tries); "
                                     "is rank 0 running, and is the unique id current?",
                                     c->remote_text, (double)bs->timeout_ms / 1000,
-                                    c->last_errno ? strerror(c->last_errno) : "no answer", c->tries);
+                                    c->last_errno ? strerror(c->last_errno) : "no answer",
+                                    c->tries);
         return kccl_engine_fail(bs, KCCL_ERR_TIMED_OUT, -1, KCCL_STEP_TABLE,
                                 "checked in with the root at %s but got no table within %.1f s; "
-                                "some rank never checked in", c->remote_text,
-                                (double)bs->timeout_ms / 1000);
+                                "some rank never checked in",
+                                c->remote_text, (double)bs->timeout_ms / 1000);
     }
     return 0;
 }
 
 static kccl_status_t check_in(kccl_bs_t *bs, const kccl_wire_peer_t *self)
 {
-    kccl_wire_checkin_t ci = {.addr = self->addr, .host_hash = self->host_hash,
-                              .pid = (uint32_t)getpid()};
+    kccl_wire_checkin_t ci = {
+        .addr = self->addr, .host_hash = self->host_hash, .pid = (uint32_t)getpid()};
     kccl_conn_t *c = kccl_engine_connect(bs, &bs->uid.root, KCCL_CONN_KIND_CHECKIN, 0);
     if (c == NULL)
         KCCL_FAIL(BOOT, KCCL_ERR_NO_MEMORY, "out of memory connecting to the root");
@@ -319,8 +324,7 @@ uint64_t kccl_bootstrap_host_hash(kccl_bootstrap_t bs, int rank)
     return bs->peers[rank].host_hash;
 }
 
-kccl_status_t kccl_bootstrap_peer_address(kccl_bootstrap_t bs, int rank, char *buf,
-                                          size_t buflen)
+kccl_status_t kccl_bootstrap_peer_address(kccl_bootstrap_t bs, int rank, char *buf, size_t buflen)
 {
     if (bs == NULL || buf == NULL || rank < 0 || rank >= bs->nranks || !bs->have_table)
         KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG, "kccl_bootstrap_peer_address: bad rank %d", rank);

@@ -24,8 +24,7 @@ static uint32_t coll_tag(uint32_t op, uint32_t seq, uint32_t step)
     return KCCL_TAG_RESERVED | op << 24 | (seq & 0xFFFFu) << 8 | (step & 0xFFu);
 }
 
-kccl_bootstrap_algo_t kccl_bootstrap_pick_algo(kccl_bootstrap_algo_t algo, int ring_max,
-                                               int nranks)
+kccl_bootstrap_algo_t kccl_bootstrap_pick_algo(kccl_bootstrap_algo_t algo, int ring_max, int nranks)
 {
     if (algo != KCCL_BOOTSTRAP_ALGO_AUTO)
         return algo;
@@ -53,14 +52,15 @@ static int recv_ready(kccl_bs_t *bs, void *arg)
     kccl_conn_t *rc = bs->recv_conn[w->peer], *sc = bs->send_conn[w->peer];
     if (bs->peer_gone[w->peer]) {
         kccl_conn_t *c = (rc && rc->state == KCCL_CONN_DEAD) ? rc : sc;
-        return kccl_engine_fail(bs, KCCL_ERR_REMOTE, w->peer, w->step,
-                                "%s: lost rank %d: %s", kccl_step_str(w->step), w->peer,
+        return kccl_engine_fail(bs, KCCL_ERR_REMOTE, w->peer, w->step, "%s: lost rank %d: %s",
+                                kccl_step_str(w->step), w->peer,
                                 c && c->why[0] ? c->why : "connection closed");
     }
     if ((rc && rc->bye_rcvd) || (sc && sc->bye_rcvd))
         return kccl_engine_fail(bs, KCCL_ERR_REMOTE, w->peer, w->step,
                                 "%s: rank %d destroyed its bootstrap before sending this "
-                                "(mismatched calls across ranks?)", kccl_step_str(w->step), w->peer);
+                                "(mismatched calls across ranks?)",
+                                kccl_step_str(w->step), w->peer);
     if (sc && sc->state == KCCL_CONN_DEAD && sc->err != KCCL_ERR_REMOTE)
         return kccl_engine_fail(bs, sc->err, w->peer, w->step, "%s: rank %d at %s: %s",
                                 kccl_step_str(w->step), w->peer, sc->remote_text, sc->why);
@@ -78,13 +78,15 @@ static int send_done(kccl_bs_t *bs, void *arg)
     return kccl_engine_sent(bs, w->peer, w->seq);
 }
 
-static kccl_status_t post_send(kccl_bs_t *bs, int peer, uint32_t tag, const void *buf,
-                               size_t len, kccl_step_t step, uint64_t *seq)
+static kccl_status_t post_send(kccl_bs_t *bs, int peer, uint32_t tag, const void *buf, size_t len,
+                               kccl_step_t step, uint64_t *seq)
 {
     kccl_conn_t *c = kccl_engine_send_conn(bs, peer);
     if (c == NULL)
-        return kccl_engine_fail(bs, KCCL_ERR_NO_MEMORY, -1, step, "cannot open a connection "
-                                                                  "to rank %d", peer);
+        return kccl_engine_fail(bs, KCCL_ERR_NO_MEMORY, -1, step,
+                                "cannot open a connection "
+                                "to rank %d",
+                                peer);
     kccl_status_t st = kccl_engine_queue(bs, c, KCCL_MSG_DATA, tag, buf, len, 1);
     if (st != KCCL_OK)
         return kccl_engine_fail(bs, st, -1, step, "out of memory queueing %zu bytes", len);
@@ -108,8 +110,8 @@ static kccl_status_t wait_recv(kccl_bs_t *bs, int peer, uint32_t tag, void *buf,
     if (w.got->hdr.len != len)
         st = kccl_engine_fail(bs, KCCL_ERR_PROTOCOL, -1, step,
                               "%s: rank %d sent %llu bytes but %zu were expected (mismatched "
-                              "calls or sizes across ranks?)", kccl_step_str(step), peer,
-                              (unsigned long long)w.got->hdr.len, len);
+                              "calls or sizes across ranks?)",
+                              kccl_step_str(step), peer, (unsigned long long)w.got->hdr.len, len);
     else if (len)
         memcpy(buf, w.got->data, len);
     kccl_frame_free(w.got);
@@ -119,7 +121,7 @@ static kccl_status_t wait_recv(kccl_bs_t *bs, int peer, uint32_t tag, void *buf,
 static kccl_status_t sendrecv(kccl_bs_t *bs, int to, const void *sbuf, int from, void *rbuf,
                               size_t len, uint32_t tag, int64_t deadline, kccl_step_t step)
 {
-    uint64_t seq;
+    uint64_t seq = 0;
     KCCL_CHECK(post_send(bs, to, tag, sbuf, len, step, &seq));
     KCCL_CHECK(wait_recv(bs, from, tag, rbuf, len, deadline, step));
     return wait_sent(bs, to, seq, deadline, step);
@@ -130,9 +132,10 @@ static kccl_status_t check_usable(kccl_bs_t *bs, int peer, const char *what)
     if (bs == NULL)
         KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG, "%s: NULL bootstrap", what);
     if (bs->failed)
-        KCCL_FAIL(BOOT, bs->failed, "rank %d: %s on a failed bootstrap (first error: %s); "
-                                    "destroy it and bootstrap again", bs->rank, what,
-                  kccl_status_str(bs->failed));
+        KCCL_FAIL(BOOT, bs->failed,
+                  "rank %d: %s on a failed bootstrap (first error: %s); "
+                  "destroy it and bootstrap again",
+                  bs->rank, what, kccl_status_str(bs->failed));
     if (peer != -1 && (peer < 0 || peer >= bs->nranks || peer == bs->rank))
         KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG, "rank %d: %s: peer %d is not another rank of 0..%d",
                   bs->rank, what, peer, bs->nranks - 1);
@@ -147,7 +150,7 @@ kccl_status_t kccl_bootstrap_send(kccl_bootstrap_t bs, int peer, uint32_t tag, c
         KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG,
                   "rank %d: send: tag must be < 2^31 and len < 1 GiB with a buffer", bs->rank);
     int64_t deadline = kccl_now_ms() + bs->timeout_ms;
-    uint64_t seq;
+    uint64_t seq = 0;
     KCCL_CHECK(post_send(bs, peer, tag, buf, len, KCCL_STEP_SEND, &seq));
     return wait_sent(bs, peer, seq, deadline, KCCL_STEP_SEND);
 }
@@ -168,9 +171,8 @@ static kccl_status_t ring_all_gather(kccl_bs_t *bs, uint8_t *buf, size_t bytes, 
     int next = (r + 1) % n, prev = (r - 1 + n) % n;
     for (int s = 0; s < n - 1; s++) {
         int sblk = (r - s + n) % n, rblk = (r - s - 1 + n) % n;
-        KCCL_CHECK(sendrecv(bs, next, buf + (size_t)sblk * bytes, prev,
-                            buf + (size_t)rblk * bytes, bytes,
-                            coll_tag(OP_ALLGATHER, seq, (uint32_t)s), deadline,
+        KCCL_CHECK(sendrecv(bs, next, buf + (size_t)sblk * bytes, prev, buf + (size_t)rblk * bytes,
+                            bytes, coll_tag(OP_ALLGATHER, seq, (uint32_t)s), deadline,
                             KCCL_STEP_ALLGATHER));
     }
     return KCCL_OK;
@@ -205,10 +207,11 @@ static kccl_status_t bruck_all_gather(kccl_bs_t *bs, uint8_t *buf, size_t bytes,
 kccl_status_t kccl_bootstrap_all_gather(kccl_bootstrap_t bs, void *buf, size_t bytes)
 {
     KCCL_CHECK(check_usable(bs, -1, "all-gather"));
-    if ((buf == NULL && bytes) || (bs->nranks > 0 && bytes * (size_t)bs->nranks >= KCCL_WIRE_MAX_FRAME))
+    if ((buf == NULL && bytes) ||
+        (bs->nranks > 0 && bytes * (size_t)bs->nranks >= KCCL_WIRE_MAX_FRAME))
         KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG, "rank %d: all-gather: bad buffer or size", bs->rank);
-    if (bs->nranks == 1)
-        return KCCL_OK;
+    if (bs->nranks == 1 || bytes == 0)
+        return KCCL_OK; /* nothing to move: not a synchronization point */
     uint32_t seq = bs->coll_seq++;
     int64_t deadline = kccl_now_ms() + bs->timeout_ms;
     if (kccl_bootstrap_pick_algo(bs->algo, bs->ring_max, bs->nranks) == KCCL_BOOTSTRAP_ALGO_RING)
@@ -232,21 +235,21 @@ kccl_status_t kccl_bootstrap_broadcast(kccl_bootstrap_t bs, void *buf, size_t by
 {
     KCCL_CHECK(check_usable(bs, -1, "broadcast"));
     if (root < 0 || root >= bs->nranks || (buf == NULL && bytes) || bytes >= KCCL_WIRE_MAX_FRAME)
-        KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG, "rank %d: broadcast: bad root %d or buffer",
-                  bs->rank, root);
+        KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG, "rank %d: broadcast: bad root %d or buffer", bs->rank,
+                  root);
     int n = bs->nranks, vr = (bs->rank - root + n) % n, mask = 1;
     uint32_t tag = coll_tag(OP_BCAST, bs->coll_seq++, 0);
     int64_t deadline = kccl_now_ms() + bs->timeout_ms;
     /* Binomial tree on ranks relative to root: receive once, then forward. */
     for (; mask < n; mask <<= 1) {
         if (vr & mask) {
-            KCCL_CHECK(wait_recv(bs, (vr - mask + root) % n, tag, buf, bytes, deadline,
-                                 KCCL_STEP_BCAST));
+            KCCL_CHECK(
+                wait_recv(bs, (vr - mask + root) % n, tag, buf, bytes, deadline, KCCL_STEP_BCAST));
             break;
         }
     }
     int kids[32], nkids = 0;
-    uint64_t seqs[32];
+    uint64_t seqs[32] = {0};
     for (mask >>= 1; mask > 0; mask >>= 1) {
         if (vr + mask < n) {
             kids[nkids] = (vr + mask + root) % n;

@@ -5,6 +5,8 @@
  * kccl_conn_destroy(); send_conn/recv_conn/root slots are cleared there too.
  * All sockets are non-blocking; nothing here waits.
  */
+#include "bootstrap/conn.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +17,11 @@
 #include <unistd.h>
 
 #include "bootstrap/auth.h"
-#include "bootstrap/conn.h"
 #include "bootstrap/netif.h"
 #include "core/error.h"
 
 #define CONNECT_BACKOFF_MIN_MS 1
 #define CONNECT_BACKOFF_MAX_MS 100
-
 
 static void conn_set_events(kccl_bs_t *bs, kccl_conn_t *c, uint32_t events)
 {
@@ -221,10 +221,10 @@ int kccl_conn_flush(kccl_bs_t *bs, kccl_conn_t *c)
 
 /* Appends a handshake frame to hs_out (never more than two are pending). */
 void kccl_conn_hs_send(kccl_bs_t *bs, kccl_conn_t *c, uint16_t type, const uint8_t *payload,
-                         size_t len)
+                       size_t len)
 {
-    kccl_wire_hdr_t h = {.type = type, .src_rank = (uint32_t)(bs->rank < 0 ? 0 : bs->rank),
-                         .len = len};
+    kccl_wire_hdr_t h = {
+        .type = type, .src_rank = (uint32_t)(bs->rank < 0 ? 0 : bs->rank), .len = len};
     if (c->hs_len + KCCL_WIRE_HDR_BYTES + len > sizeof(c->hs_out))
         return; /* sizes are fixed by wire.h; cannot happen */
     kccl_wire_put_hdr(c->hs_out + c->hs_len, &h);
@@ -267,11 +267,9 @@ kccl_status_t kccl_engine_queue(kccl_bs_t *bs, kccl_conn_t *c, uint16_t type, ui
 
 static int connect_retryable(int err)
 {
-    return err == ECONNREFUSED || err == ETIMEDOUT || err == EHOSTUNREACH ||
-           err == ENETUNREACH || err == ECONNRESET || err == ECONNABORTED || err == EAGAIN ||
-           err == EADDRNOTAVAIL;
+    return err == ECONNREFUSED || err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH ||
+           err == ECONNRESET || err == ECONNABORTED || err == EAGAIN || err == EADDRNOTAVAIL;
 }
-
 
 static void connect_failed(kccl_bs_t *bs, kccl_conn_t *c, int err)
 {
@@ -292,8 +290,8 @@ static void connect_failed(kccl_bs_t *bs, kccl_conn_t *c, int err)
     uint32_t jitter = 0;
     kccl_random_bytes(&jitter, sizeof(jitter));
     int64_t delay = c->backoff_ms + (int64_t)(jitter % (uint32_t)(c->backoff_ms + 1));
-    c->backoff_ms = c->backoff_ms * 2 > CONNECT_BACKOFF_MAX_MS ? CONNECT_BACKOFF_MAX_MS
-                                                               : c->backoff_ms * 2;
+    c->backoff_ms =
+        c->backoff_ms * 2 > CONNECT_BACKOFF_MAX_MS ? CONNECT_BACKOFF_MAX_MS : c->backoff_ms * 2;
     c->retry_at = kccl_now_ms() + delay;
     c->state = KCCL_CONN_CONNECTING;
 }
@@ -362,7 +360,8 @@ kccl_conn_t *kccl_engine_adopt(kccl_bs_t *bs, int fd, uint8_t kind, const struct
     }
     c->kind = kind;
     c->state = KCCL_CONN_WAIT_HELLO;
-    int64_t hs = bs->timeout_ms < KCCL_HANDSHAKE_TIMEOUT_MS ? bs->timeout_ms : KCCL_HANDSHAKE_TIMEOUT_MS;
+    int64_t hs =
+        bs->timeout_ms < KCCL_HANDSHAKE_TIMEOUT_MS ? bs->timeout_ms : KCCL_HANDSHAKE_TIMEOUT_MS;
     c->hs_deadline = kccl_now_ms() + hs;
     if (peer && kccl_wire_addr_from_sockaddr(peer, &c->remote) == KCCL_OK)
         kccl_wire_addr_format(&c->remote, c->remote_text, sizeof(c->remote_text));
@@ -382,8 +381,10 @@ void kccl_conn_accept_all(kccl_bs_t *bs, int lfd, uint8_t kind)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE)
-                kccl_log_warn(BOOT, "cannot accept a bootstrap connection: %s; raise the open-file "
-                                    "limit (ulimit -n)", strerror(errno));
+                kccl_log_warn(BOOT,
+                              "cannot accept a bootstrap connection: %s; raise the open-file "
+                              "limit (ulimit -n)",
+                              strerror(errno));
             return;
         }
         kccl_sock_nodelay(fd);
@@ -449,7 +450,8 @@ static int conn_parse(kccl_bs_t *bs, kccl_conn_t *c, const uint8_t *p, size_t n)
         if (c->hdr_got < KCCL_WIRE_HDR_BYTES) {
             size_t k = KCCL_WIRE_HDR_BYTES - c->hdr_got;
             k = k < n ? k : n;
-            memcpy(c->hdrbuf + c->hdr_got, p, k);
+            if (k)
+                memcpy(c->hdrbuf + c->hdr_got, p, k);
             c->hdr_got += k, p += k, n -= k;
             if (c->hdr_got < KCCL_WIRE_HDR_BYTES)
                 return 0;
@@ -458,7 +460,8 @@ static int conn_parse(kccl_bs_t *bs, kccl_conn_t *c, const uint8_t *p, size_t n)
         }
         uint64_t left = c->hdr.len - c->payload_got;
         size_t k = left < n ? (size_t)left : n;
-        memcpy(c->payload + c->payload_got, p, k);
+        if (k)
+            memcpy(c->payload + c->payload_got, p, k);
         c->payload_got += k, p += k, n -= k;
         if (c->payload_got < c->hdr.len)
             return 0;

@@ -36,8 +36,7 @@ const char *kccl_step_str(uint32_t step)
 {
     switch (step) {
 #define KCCL_STEP_STR_(name, desc)                                                                 \
-    case KCCL_STEP_##name:                                                                         \
-        return desc;
+    case KCCL_STEP_##name: return desc;
         KCCL_STEP_MAP(KCCL_STEP_STR_)
 #undef KCCL_STEP_STR_
     }
@@ -97,8 +96,8 @@ static void on_abort_fd(kccl_bs_t *bs)
     (void)r;
 }
 
-kccl_status_t kccl_engine_wait(kccl_bs_t *bs, int64_t deadline, kccl_engine_cond_fn cond,
-                               void *arg, kccl_step_t step, int peer)
+kccl_status_t kccl_engine_wait(kccl_bs_t *bs, int64_t deadline, kccl_engine_cond_fn cond, void *arg,
+                               kccl_step_t step, int peer)
 {
     struct epoll_event evs[64];
     for (;;) {
@@ -197,8 +196,8 @@ void kccl_frame_free(kccl_frame_t *f)
 
 /* ---------------------------------------------------------------- fail */
 
-kccl_status_t kccl_engine_fail(kccl_bs_t *bs, kccl_status_t status, int lost_rank,
-                               kccl_step_t step, const char *fmt, ...)
+kccl_status_t kccl_engine_fail(kccl_bs_t *bs, kccl_status_t status, int lost_rank, kccl_step_t step,
+                               const char *fmt, ...)
 {
     char msg[400];
     va_list ap;

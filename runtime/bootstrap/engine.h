@@ -96,9 +96,9 @@ typedef struct kccl_conn {
     kccl_outbuf_t *out_head, *out_tail;
     uint64_t queued_seq; /* frames queued so far */
     uint64_t done_seq;   /* frames fully handed to the kernel */
-    int bye_rcvd;       /* the peer is destroying: safe to reset the connection */
-    int pinned;         /* referenced by a slot (send/recv/root): freed only at fini */
-    kccl_status_t err;  /* why it died, as a status */
+    int bye_rcvd;        /* the peer is destroying: safe to reset the connection */
+    int pinned;          /* referenced by a slot (send/recv/root): freed only at fini */
+    kccl_status_t err;   /* why it died, as a status */
     /* root: what this rank checked in with */
     kccl_wire_checkin_t ci;
     /* why it died: errno, or a protocol message */
@@ -123,22 +123,22 @@ struct kccl_bootstrap {
     int listen_fd;
     kccl_wire_addr_t listen_addr;
 
-    kccl_conn_t *conns;       /* every live connection */
-    kccl_conn_t **send_conn;  /* [nranks] we connected: our sends go here */
-    kccl_conn_t **recv_conn;  /* [nranks] they connected: their sends arrive here */
-    kccl_frame_t **q_head;    /* [nranks] received frames, in order */
+    kccl_conn_t *conns;      /* every live connection */
+    kccl_conn_t **send_conn; /* [nranks] we connected: our sends go here */
+    kccl_conn_t **recv_conn; /* [nranks] they connected: their sends arrive here */
+    kccl_frame_t **q_head;   /* [nranks] received frames, in order */
     kccl_frame_t **q_tail;
-    uint8_t *peer_gone;       /* [nranks] its connection closed (maybe cleanly) */
-    kccl_wire_peer_t *peers;  /* [nranks] the root's table */
+    uint8_t *peer_gone;      /* [nranks] its connection closed (maybe cleanly) */
+    kccl_wire_peer_t *peers; /* [nranks] the root's table */
     int have_table;
 
-    kccl_conn_t *root_conn;   /* non-root ranks: the check-in connection */
-    uint8_t *table_bytes;     /* the TABLE frame payload once received */
+    kccl_conn_t *root_conn; /* non-root ranks: the check-in connection */
+    uint8_t *table_bytes;   /* the TABLE frame payload once received */
     uint64_t table_len;
-    struct kccl_root *root;   /* the root rank, during create */
+    struct kccl_root *root; /* the root rank, during create */
 
-    kccl_status_t failed;     /* sticky failure, 0 if none */
-    int in_timeout;           /* set while a cond is asked one last time at its deadline */
+    kccl_status_t failed; /* sticky failure, 0 if none */
+    int in_timeout;       /* set while a cond is asked one last time at its deadline */
     int abort_sent;
     uint32_t coll_seq;
 };
@@ -191,8 +191,8 @@ static inline uint64_t kccl_engine_last_seq(const kccl_conn_t *c)
  * with a precise message; otherwise a generic timeout names step and peer.
  */
 typedef int (*kccl_engine_cond_fn)(kccl_bs_t *bs, void *arg);
-kccl_status_t kccl_engine_wait(kccl_bs_t *bs, int64_t deadline, kccl_engine_cond_fn cond,
-                               void *arg, kccl_step_t step, int peer);
+kccl_status_t kccl_engine_wait(kccl_bs_t *bs, int64_t deadline, kccl_engine_cond_fn cond, void *arg,
+                               kccl_step_t step, int peer);
 
 /* Condition helpers. 1 once frame seq to peer is with the kernel, < 0 if lost first. */
 int kccl_engine_sent(kccl_bs_t *bs, int peer, uint64_t seq);
@@ -204,9 +204,8 @@ void kccl_frame_free(kccl_frame_t *f);
  * Marks the bootstrap failed, tells every connected peer (ABORT naming
  * lost_rank, or -1) and sets the last error. Returns status.
  */
-kccl_status_t kccl_engine_fail(kccl_bs_t *bs, kccl_status_t status, int lost_rank,
-                               kccl_step_t step, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+kccl_status_t kccl_engine_fail(kccl_bs_t *bs, kccl_status_t status, int lost_rank, kccl_step_t step,
+                               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Takes an accepted (non-blocking) socket as an inbound connection of kind;
  * also how tests and fuzzers feed bytes to the handshake. */
@@ -221,8 +220,8 @@ void kccl_engine_close(kccl_bs_t *bs, kccl_conn_t *c, const char *why);
 
 /* Hooks the root (root.c) plugs into the engine. */
 void kccl_root_on_accept(kccl_bs_t *bs, kccl_conn_t *c);
-int kccl_root_on_hello(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hello_t *h,
-                       uint32_t *refuse, uint32_t *detail);
+int kccl_root_on_hello(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hello_t *h, uint32_t *refuse,
+                       uint32_t *detail);
 int kccl_root_on_checkin(kccl_bs_t *bs, kccl_conn_t *c, const uint8_t *payload, uint64_t len);
 void kccl_root_on_conn_dead(kccl_bs_t *bs, kccl_conn_t *c);
 extern char kccl_root_listener_tag;

@@ -25,8 +25,6 @@ void kccl_hs_client_start(kccl_bs_t *bs, kccl_conn_t *c)
     kccl_conn_hs_send(bs, c, KCCL_MSG_HELLO, c->hello, KCCL_WIRE_HELLO_BYTES);
 }
 
-
-
 static void refuse(kccl_bs_t *bs, kccl_conn_t *c, uint32_t reason, uint32_t detail,
                    int claimed_rank)
 {
@@ -81,7 +79,7 @@ static void on_hello(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *hdr,
     kccl_random_bytes(c->server_nonce, KCCL_NONCE_BYTES);
     memcpy(ch, c->server_nonce, KCCL_NONCE_BYTES);
     kccl_hmac(&bs->hkey, "kccl-a", c->hello, KCCL_WIRE_HELLO_BYTES, c->server_nonce,
-                  KCCL_NONCE_BYTES, NULL, 0, ch + KCCL_NONCE_BYTES);
+              KCCL_NONCE_BYTES, NULL, 0, ch + KCCL_NONCE_BYTES);
     c->state = KCCL_CONN_WAIT_PROOF;
     kccl_conn_hs_send(bs, c, KCCL_MSG_CHALLENGE, ch, sizeof(ch));
 }
@@ -98,7 +96,7 @@ static void on_proof(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *hdr,
     const uint8_t *rest = payload + KCCL_MAC_BYTES;
     uint64_t restlen = hdr->len - KCCL_MAC_BYTES;
     kccl_hmac(&bs->hkey, "kccl-c", c->hello, KCCL_WIRE_HELLO_BYTES, c->server_nonce,
-                  KCCL_NONCE_BYTES, rest, restlen, mac);
+              KCCL_NONCE_BYTES, rest, restlen, mac);
     if (!kccl_auth_equal(mac, payload, KCCL_MAC_BYTES)) {
         refuse(bs, c, KCCL_REFUSE_AUTH, 0, c->peer);
         return;
@@ -110,8 +108,8 @@ static void on_proof(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *hdr,
             kccl_conn_kill(bs, c, "bad check-in");
         return;
     }
-    if (restlen != 0 || (bs->recv_conn[c->peer] && bs->recv_conn[c->peer]->state !=
-                                                        KCCL_CONN_DEAD)) {
+    if (restlen != 0 ||
+        (bs->recv_conn[c->peer] && bs->recv_conn[c->peer]->state != KCCL_CONN_DEAD)) {
         refuse(bs, c, KCCL_REFUSE_DUPLICATE, 0, c->peer);
         return;
     }
@@ -135,17 +133,18 @@ static void on_challenge(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *h
         kccl_conn_kill(bs, c, "the peer answered the hello with something other than a challenge");
         return;
     }
-    kccl_hmac(&bs->hkey, "kccl-a", c->hello, KCCL_WIRE_HELLO_BYTES, payload, KCCL_NONCE_BYTES,
-                  NULL, 0, mac);
+    kccl_hmac(&bs->hkey, "kccl-a", c->hello, KCCL_WIRE_HELLO_BYTES, payload, KCCL_NONCE_BYTES, NULL,
+              0, mac);
     if (!kccl_auth_equal(mac, payload + KCCL_NONCE_BYTES, KCCL_MAC_BYTES)) {
         c->err = KCCL_ERR_AUTH;
-        kccl_conn_kill(bs, c, "the peer failed authentication: it does not hold this group's secret "
-                         "(check KCCL_GROUP_SECRET_FILE on both sides)");
+        kccl_conn_kill(bs, c,
+                       "the peer failed authentication: it does not hold this group's secret "
+                       "(check KCCL_GROUP_SECRET_FILE on both sides)");
         return;
     }
     memcpy(proof + KCCL_MAC_BYTES, c->checkin, extra);
     kccl_hmac(&bs->hkey, "kccl-c", c->hello, KCCL_WIRE_HELLO_BYTES, payload, KCCL_NONCE_BYTES,
-                  proof + KCCL_MAC_BYTES, extra, proof);
+              proof + KCCL_MAC_BYTES, extra, proof);
     c->state = KCCL_CONN_READY;
     kccl_conn_hs_send(bs, c, KCCL_MSG_PROOF, proof, KCCL_MAC_BYTES + extra);
 }
@@ -164,7 +163,6 @@ static void on_refuse(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *hdr,
     c->err = reason == KCCL_REFUSE_AUTH ? KCCL_ERR_AUTH : KCCL_ERR_PROTOCOL;
     kccl_conn_kill(bs, c, why);
 }
-
 
 static void queue_frame(kccl_bs_t *bs, int peer, const kccl_wire_hdr_t *hdr, uint8_t *data)
 {
@@ -199,8 +197,8 @@ static void on_abort_notice(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t
     if (c->kind == KCCL_CONN_KIND_CHECKIN && c->outbound)
         from = 0;
     if (a.lost_rank == UINT32_MAX)
-        kccl_engine_fail(bs, KCCL_ERR_REMOTE, -1, (kccl_step_t)a.step,
-                         "rank %d gave up during %s", from, kccl_step_str(a.step));
+        kccl_engine_fail(bs, KCCL_ERR_REMOTE, -1, (kccl_step_t)a.step, "rank %d gave up during %s",
+                         from, kccl_step_str(a.step));
     else if (a.step == KCCL_STEP_ROOT)
         kccl_engine_fail(bs, KCCL_ERR_REMOTE, (int)a.lost_rank, KCCL_STEP_ROOT,
                          "lost rank %u: the root reports it %s", a.lost_rank,
@@ -216,12 +214,8 @@ static void on_abort_notice(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t
 void kccl_hs_on_frame(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *hdr, uint8_t *payload)
 {
     switch (c->state) {
-    case KCCL_CONN_WAIT_HELLO:
-        on_hello(bs, c, hdr, payload);
-        break;
-    case KCCL_CONN_WAIT_PROOF:
-        on_proof(bs, c, hdr, payload);
-        break;
+    case KCCL_CONN_WAIT_HELLO: on_hello(bs, c, hdr, payload); break;
+    case KCCL_CONN_WAIT_PROOF: on_proof(bs, c, hdr, payload); break;
     case KCCL_CONN_WAIT_CHALLENGE:
         if (hdr->type == KCCL_MSG_REFUSE)
             on_refuse(bs, c, hdr, payload);
@@ -251,8 +245,7 @@ void kccl_hs_on_frame(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *hdr,
             kccl_conn_kill(bs, c, "unexpected frame from an authenticated peer");
         }
         break;
-    default:
-        break;
+    default: break;
     }
     free(payload);
 }

@@ -109,8 +109,8 @@ static int netif_cache_get(const char *spec, int family, kccl_wire_addr_t *out, 
 {
     int hit = 0;
     pthread_mutex_lock(&netif_cache.lock);
-    if (netif_cache.valid && netif_cache.family == family &&
-        strcmp(netif_cache.spec, spec) == 0 && mono_ns() - netif_cache.when < NETIF_CACHE_TTL_NS) {
+    if (netif_cache.valid && netif_cache.family == family && strcmp(netif_cache.spec, spec) == 0 &&
+        mono_ns() - netif_cache.when < NETIF_CACHE_TTL_NS) {
         *out = netif_cache.addr;
         if (ifname_out && ifname_len)
             snprintf(ifname_out, ifname_len, "%s", netif_cache.ifname);
@@ -135,8 +135,8 @@ static void netif_cache_put(const char *spec, int family, const kccl_wire_addr_t
     pthread_mutex_unlock(&netif_cache.lock);
 }
 
-kccl_status_t kccl_netif_pick(const char *spec, int family, kccl_wire_addr_t *out,
-                              char *ifname_out, size_t ifname_len)
+kccl_status_t kccl_netif_pick(const char *spec, int family, kccl_wire_addr_t *out, char *ifname_out,
+                              size_t ifname_len)
 {
     struct ifaddrs *list = NULL, *best = NULL;
     if (spec == NULL)
@@ -158,7 +158,10 @@ kccl_status_t kccl_netif_pick(const char *spec, int family, kccl_wire_addr_t *ou
         KCCL_FAIL(NET, KCCL_ERR_CONFIG,
                   "no usable network interface matches KCCL_SOCKET_IFNAME='%s'%s; list the "
                   "interfaces with 'ip addr' and set KCCL_SOCKET_IFNAME to one that is up",
-                  spec, family == 6 ? " with IPv6" : family == 4 ? " with IPv4" : "");
+                  spec,
+                  family == 6   ? " with IPv6"
+                  : family == 4 ? " with IPv4"
+                                : "");
     }
     kccl_wire_addr_from_sockaddr(best->ifa_addr, out);
     out->port = 0;
@@ -204,7 +207,8 @@ kccl_status_t kccl_sock_listen(const kccl_wire_addr_t *addr, int backlog, int *f
         if (err == EADDRINUSE)
             KCCL_FAIL(NET, KCCL_ERR_ADDR_IN_USE,
                       "cannot bind %s: address already in use; another process holds the port "
-                      "(a stale job, or another group with the same port)", text);
+                      "(a stale job, or another group with the same port)",
+                      text);
         KCCL_FAIL(NET, KCCL_ERR_SYSTEM, "cannot bind %s: %s", text, strerror(err));
     }
     if (listen(fd, backlog) != 0) {

@@ -23,8 +23,8 @@ int kccl_netif_match(const char *spec, const char *ifname);
  * Picks a local address. family: 0 any (IPv4 preferred), 4 or 6. Port 0.
  * ifname_out (may be NULL) receives the interface's name.
  */
-kccl_status_t kccl_netif_pick(const char *spec, int family, kccl_wire_addr_t *out,
-                              char *ifname_out, size_t ifname_len);
+kccl_status_t kccl_netif_pick(const char *spec, int family, kccl_wire_addr_t *out, char *ifname_out,
+                              size_t ifname_len);
 
 /*
  * Opens a non-blocking, close-on-exec TCP listener on addr (port 0 picks

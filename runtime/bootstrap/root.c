@@ -39,8 +39,8 @@ void kccl_root_on_accept(kccl_bs_t *bs, kccl_conn_t *unused)
         kccl_engine_accept_root(bs, bs->root->fd);
 }
 
-int kccl_root_on_hello(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hello_t *h,
-                       uint32_t *refuse, uint32_t *detail)
+int kccl_root_on_hello(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hello_t *h, uint32_t *refuse,
+                       uint32_t *detail)
 {
     (void)c;
     (void)detail;
@@ -148,7 +148,7 @@ static void root_free(kccl_bs_t *bs)
     if (root == NULL)
         return;
     root->finished = 1;
-    for (int r = 0; r < bs->nranks; r++) {
+    for (int r = 0; root->conn && r < bs->nranks; r++) {
         kccl_conn_t *c = root->conn[r];
         if (c) {
             c->pinned = 0;
@@ -187,13 +187,12 @@ kccl_status_t kccl_root_run(kccl_bs_t *bs, int listen_fd, const kccl_wire_peer_t
     KCCL_CHECK_GOTO(kccl_engine_add_listener(bs, listen_fd, &kccl_root_listener_tag), st, out);
     /* Give up 10% before the ranks do, so they hear who is missing. */
     root->budget_ms = bs->timeout_ms - bs->timeout_ms / 10;
-    st = kccl_engine_wait(bs, kccl_now_ms() + root->budget_ms, root_done, root, KCCL_STEP_ROOT,
-                          -1);
+    st = kccl_engine_wait(bs, kccl_now_ms() + root->budget_ms, root_done, root, KCCL_STEP_ROOT, -1);
     if (st == KCCL_OK) {
         for (int r = 0; r < bs->nranks; r++) {
             const char *why;
-            kccl_wire_get_peer(root->table + (size_t)r * KCCL_WIRE_PEER_BYTES,
-                               KCCL_WIRE_PEER_BYTES, &bs->peers[r], &why);
+            kccl_wire_get_peer(root->table + (size_t)r * KCCL_WIRE_PEER_BYTES, KCCL_WIRE_PEER_BYTES,
+                               &bs->peers[r], &why);
         }
         bs->have_table = 1;
     }

@@ -184,11 +184,12 @@ kccl_status_t kccl_unique_id_from_string(const char *text, kccl_unique_id_t *id)
     if (len != KCCL_UNIQUE_ID_STRLEN)
         KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG,
                   "malformed unique id: %zu%s characters, expected %d (base64url); was it cut "
-                  "short or wrapped?", len, len > KCCL_UNIQUE_ID_STRLEN ? "+" : "",
-                  KCCL_UNIQUE_ID_STRLEN);
+                  "short or wrapped?",
+                  len, len > KCCL_UNIQUE_ID_STRLEN ? "+" : "", KCCL_UNIQUE_ID_STRLEN);
     if (kccl_b64url_decode(text, len, tmp.internal, sizeof(tmp.internal)) != KCCL_UNIQUE_ID_BYTES)
-        KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG,
-                  "malformed unique id: characters outside the base64url alphabet (A-Z a-z 0-9 - _)");
+        KCCL_FAIL(
+            BOOT, KCCL_ERR_INVALID_ARG,
+            "malformed unique id: characters outside the base64url alphabet (A-Z a-z 0-9 - _)");
     kccl_status_t st = kccl_uid_decode(&tmp, &f, &why);
     if (st != KCCL_OK)
         KCCL_FAIL(BOOT, st, "malformed unique id: %s", why);

@@ -11,8 +11,8 @@
 #include "bootstrap/wire.h"
 #include "kccl/kccl_bootstrap.h"
 
-#define KCCL_UID_MAGIC 0x4B434944u /* "KCID" */
-#define KCCL_UID_VERSION 1
+#define KCCL_UID_MAGIC       0x4B434944u /* "KCID" */
+#define KCCL_UID_VERSION     1
 #define KCCL_UID_FLAG_SECRET 0x0001u
 
 typedef struct {

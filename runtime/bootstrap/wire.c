@@ -13,8 +13,7 @@ const char *kccl_refuse_str(uint32_t reason)
 {
     switch (reason) {
 #define KCCL_REFUSE_STR_(name, value, desc)                                                        \
-    case value:                                                                                    \
-        return desc;
+    case value: return desc;
         KCCL_REFUSE_MAP(KCCL_REFUSE_STR_)
 #undef KCCL_REFUSE_STR_
     }
@@ -52,7 +51,7 @@ kccl_status_t kccl_wire_get_hdr(const uint8_t *buf, size_t len, kccl_wire_hdr_t 
     h->tag = kccl_be32_get(buf + 8);
     h->src_rank = kccl_be32_get(buf + 12);
     h->len = kccl_be64_get(buf + 16);
-    if (h->type < KCCL_MSG_HELLO || h->type > KCCL_MSG_BYE) {
+    if (h->type < KCCL_MSG_HELLO || h->type > KCCL_MSG_LAST) {
         *why = "unknown frame type";
         return KCCL_ERR_PROTOCOL;
     }

@@ -23,13 +23,13 @@
 
 #include "kccl/kccl_status.h"
 
-#define KCCL_WIRE_MAGIC 0x4B434652u /* "KCFR" */
-#define KCCL_WIRE_VERSION 1
+#define KCCL_WIRE_MAGIC     0x4B434652u /* "KCFR" */
+#define KCCL_WIRE_VERSION   1
 #define KCCL_WIRE_HDR_BYTES 24
 /* Frames of this size or more are refused before any allocation. */
 #define KCCL_WIRE_MAX_FRAME ((uint64_t)1 << 30)
-#define KCCL_NONCE_BYTES 16
-#define KCCL_MAC_BYTES 32
+#define KCCL_NONCE_BYTES    16
+#define KCCL_MAC_BYTES      32
 
 typedef enum {
     KCCL_MSG_HELLO = 1,
@@ -40,6 +40,7 @@ typedef enum {
     KCCL_MSG_DATA = 6,
     KCCL_MSG_ABORT = 7,
     KCCL_MSG_BYE = 8, /* the sender is destroying its bootstrap: it reads nothing more */
+    KCCL_MSG_LAST = KCCL_MSG_BYE,
 } kccl_msg_type_t;
 
 typedef enum {

@@ -43,9 +43,9 @@ static int handoff_set(kccl_handoff_t *h, const char *key, const char *val, cons
     struct {
         const char *name;
         unsigned bit;
-    } keys[] = {{"KCCL_UNIQUE_ID", K_UID},         {"KCCL_RANK", K_RANK},
-                {"KCCL_WORLD_SIZE", K_WORLD},      {"KCCL_EPOCH", K_EPOCH},
-                {"KCCL_HOST_ID", K_HOST},          {"KCCL_GROUP_SECRET_FILE", K_SECRET}};
+    } keys[] = {{"KCCL_UNIQUE_ID", K_UID},    {"KCCL_RANK", K_RANK},
+                {"KCCL_WORLD_SIZE", K_WORLD}, {"KCCL_EPOCH", K_EPOCH},
+                {"KCCL_HOST_ID", K_HOST},     {"KCCL_GROUP_SECRET_FILE", K_SECRET}};
     unsigned bit = 0;
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (strcmp(key, keys[i].name) == 0)
@@ -69,11 +69,12 @@ static int handoff_set(kccl_handoff_t *h, const char *key, const char *val, cons
         memcpy(h->unique_id, val, n + 1);
         return 0;
     case K_RANK:
-        return parse_long_strict(val, 0, (1 << 24) - 1, &h->rank) ? (*err = "bad KCCL_RANK", -1) : 0;
-    case K_WORLD:
-        return parse_long_strict(val, 1, 1 << 24, &h->world_size) ? (*err = "bad KCCL_WORLD_SIZE",
-                                                                     -1)
+        return parse_long_strict(val, 0, (1 << 24) - 1, &h->rank) ? (*err = "bad KCCL_RANK", -1)
                                                                   : 0;
+    case K_WORLD:
+        return parse_long_strict(val, 1, 1 << 24, &h->world_size)
+                   ? (*err = "bad KCCL_WORLD_SIZE", -1)
+                   : 0;
     case K_EPOCH:
         return parse_long_strict(val, 0, 1L << 40, &h->epoch) ? (*err = "bad KCCL_EPOCH", -1) : 0;
     case K_HOST:
@@ -160,33 +161,40 @@ static kccl_status_t read_small_file(const char *path, char *buf, size_t cap, si
     }
     close(fd);
     if (total == cap)
-        KCCL_FAIL(INIT, KCCL_ERR_PROTOCOL, "handoff file %s is larger than %zu bytes", path, cap - 1);
+        KCCL_FAIL(INIT, KCCL_ERR_PROTOCOL, "handoff file %s is larger than %zu bytes", path,
+                  cap - 1);
     *len = total;
     return KCCL_OK;
 }
 
 kccl_status_t kccl_handoff_load(const char *path, int64_t timeout_ms, kccl_handoff_t *out)
 {
-    static char buf[HANDOFF_MAX_BYTES];
+    char *buf = malloc(HANDOFF_MAX_BYTES);
     size_t len = 0;
     char why[256];
     int64_t deadline = kccl_now_ms() + timeout_ms, waited = 0;
     kccl_status_t st;
+    if (buf == NULL)
+        KCCL_FAIL(INIT, KCCL_ERR_NO_MEMORY, "out of memory reading the handoff file");
     /* The sidecar renames the file into place, so it appears whole; poll for it. */
-    while ((st = read_small_file(path, buf, sizeof(buf), &len)) == KCCL_ERR_NOT_FOUND) {
-        if (kccl_now_ms() >= deadline)
+    while ((st = read_small_file(path, buf, HANDOFF_MAX_BYTES, &len)) == KCCL_ERR_NOT_FOUND) {
+        if (kccl_now_ms() >= deadline) {
+            free(buf);
             KCCL_FAIL(INIT, KCCL_ERR_TIMED_OUT,
                       "the handoff file %s did not appear within %.1f s; is the kccl sidecar "
                       "running (kubectl logs POD -c kccl-sidecar) and the pod annotated?",
                       path, (double)timeout_ms / 1000);
+        }
         if (waited++ == 50)
             kccl_log_info(INIT, "waiting for the handoff file %s", path);
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    if (st != KCCL_OK)
-        return st;
-    st = kccl_handoff_parse(buf, len, out, why, sizeof(why));
+    if (st == KCCL_OK)
+        st = kccl_handoff_parse(buf, len, out, why, sizeof(why));
+    else
+        snprintf(why, sizeof(why), "%s", kccl_last_error());
+    free(buf);
     if (st != KCCL_OK)
         KCCL_FAIL(INIT, st, "invalid handoff file %s: %s", path, why);
     return KCCL_OK;
@@ -214,12 +222,13 @@ static kccl_status_t keys_from_env(kccl_handoff_t *h)
 
 kccl_status_t kccl_comm_init_from_env(kccl_comm_t *out)
 {
-    kccl_handoff_t h;
+    kccl_handoff_t h = {0};
     kccl_bootstrap_opts_t opts;
     kccl_unique_id_t id;
     KCCL_CHECK(kccl_bootstrap_opts_from_env(&opts));
     if (kccl_config_is_set(KCCL_CFG_BOOTSTRAP_FILE)) {
-        KCCL_CHECK(kccl_handoff_load(kccl_config_str(KCCL_CFG_BOOTSTRAP_FILE), opts.timeout_ms, &h));
+        KCCL_CHECK(
+            kccl_handoff_load(kccl_config_str(KCCL_CFG_BOOTSTRAP_FILE), opts.timeout_ms, &h));
         if (h.host_id[0])
             snprintf(opts.host_id, sizeof(opts.host_id), "%s", h.host_id);
         if (h.secret_file[0]) {

@@ -45,6 +45,8 @@ int kccl_parse_int(const char *text, long *out)
         return -1;
     errno = 0;
     long v = strtol(text, &end, 10);
+    if (end == text)
+        return -1;
     while (*end == ' ' || *end == '\n' || *end == '\t')
         end++;
     if (errno != 0 || *end != '\0')

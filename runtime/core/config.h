@@ -29,7 +29,7 @@ typedef enum {
     X(LOG_LEVEL, STR, "warn", 0, "log level: none, error, warn, info, debug, trace")               \
     X(LOG_SUBSYS, STR, "ALL", 0,                                                                   \
       "subsystems to log: comma list of INIT,BOOT,NET,IPC,IB,PROXY,COLL,KUBE,TOOL; ^ negates")     \
-    X(LOG_FILE, STR, "", 0, "log file instead of stderr; %h host, %p pid, %r rank")               \
+    X(LOG_FILE, STR, "", 0, "log file instead of stderr; %h host, %p pid, %r rank")                \
     X(RANK, INT, "-1", 0, "this process's rank (set by kccl-run or the sidecar handoff)")          \
     X(WORLD_SIZE, INT, "0", 0, "number of ranks in the group")                                     \
     X(UNIQUE_ID, STR, "", 0, "the group's unique id, base64url text form")                         \
@@ -40,20 +40,21 @@ typedef enum {
       "the group secret as 64 hex digits (prefer KCCL_GROUP_SECRET_FILE)")                         \
     X(BOOTSTRAP_INSECURE, BOOL, "0", 0,                                                            \
       "run the bootstrap with no group secret (anyone who reaches the port may join)")             \
-    X(BOOTSTRAP_TIMEOUT, SECONDS, "30", 0, "deadline of every blocking bootstrap step, seconds")    \
+    X(BOOTSTRAP_TIMEOUT, SECONDS, "30", 0, "deadline of every blocking bootstrap step, seconds")   \
     X(BOOTSTRAP_ALGO, STR, "auto", 0, "bootstrap all-gather: auto, ring or bruck")                 \
     X(BOOTSTRAP_RING_MAX, INT, "4", 0, "auto picks the ring up to this many ranks, Bruck above")   \
     X(BOOTSTRAP_ROOT_FD, INT, "-1", 0,                                                             \
       "inherited listening socket for the root (set by kccl-run for rank 0)")                      \
     X(BOOTSTRAP_FILE, STR, "", 0,                                                                  \
-      "handoff file written by kccl-sidecar (KEY=value lines); read before the environment")      \
+      "handoff file written by kccl-sidecar (KEY=value lines); read before the environment")       \
     X(SOCKET_IFNAME, STR, "", 0,                                                                   \
-      "interfaces for bootstrap sockets: prefix list, ^ excludes, = exact (e.g. eth0, ^docker,lo)") \
+      "interfaces for bootstrap sockets: prefix list, ^ excludes, = exact (e.g. eth0, "            \
+      "^docker,lo)")                                                                               \
     X(SOCKET_FAMILY, STR, "", 0, "address family for bootstrap sockets: AF_INET or AF_INET6")      \
     X(HOST_ID, STR, "", 0, "node identity for co-location (overrides KCCL_NODE_NAME)")             \
-    X(NODE_NAME, STR, "", 0, "Kubernetes node name (downward API spec.nodeName)")                 \
+    X(NODE_NAME, STR, "", 0, "Kubernetes node name (downward API spec.nodeName)")                  \
     X(KUBE_SA_DIR, STR, "/var/run/secrets/kubernetes.io/serviceaccount", 0,                        \
-      "service-account directory for in-cluster API access (token, ca.crt, namespace)")           \
+      "service-account directory for in-cluster API access (token, ca.crt, namespace)")            \
     X(KUBE_CONTEXT, STR, "", 0, "kubeconfig context to use instead of current-context")
 
 typedef enum {
@@ -64,7 +65,7 @@ typedef enum {
 } kccl_cfg_id_t;
 
 typedef struct {
-    const char *env;   /* "KCCL_LOG_LEVEL" */
+    const char *env; /* "KCCL_LOG_LEVEL" */
     kccl_cfg_type_t type;
     const char *def;
     int flags;

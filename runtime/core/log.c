@@ -135,8 +135,9 @@ static void log_configure(void)
         strcpy(log_host, "unknown");
     log_host[sizeof(log_host) - 1] = '\0';
     const char *rank_env = getenv("KCCL_RANK");
-    if (log_rank < 0 && rank_env && *rank_env)
-        log_rank = atoi(rank_env);
+    long r;
+    if (log_rank < 0 && rank_env && kccl_parse_int(rank_env, &r) == 0 && r >= 0 && r < (1 << 24))
+        log_rank = (int)r;
 
     const char *file = kccl_config_str(KCCL_CFG_LOG_FILE);
     if (log_fd > 2)
@@ -154,8 +155,10 @@ static void log_configure(void)
         }
     }
     if (bad_level)
-        dprintf(log_fd, "kccl WARN INIT unknown KCCL_LOG_LEVEL '%s'; use none, error, warn, info, "
-                        "debug or trace (using warn)\n", lvl_text);
+        dprintf(log_fd,
+                "kccl WARN INIT unknown KCCL_LOG_LEVEL '%s'; use none, error, warn, info, "
+                "debug or trace (using warn)\n",
+                lvl_text);
     if (bad_subsys)
         dprintf(log_fd, "kccl WARN INIT unknown name in KCCL_LOG_SUBSYS; use a comma list of "
                         "INIT,BOOT,NET,IPC,IB,PROXY,COLL,KUBE,TOOL or ALL, ^ to negate\n");

@@ -22,8 +22,7 @@ typedef enum {
     KCCL_LOG_TRACE = 5,
 } kccl_log_level_t;
 
-#define KCCL_SUBSYS_MAP(X)                                                                         \
-    X(INIT) X(BOOT) X(NET) X(IPC) X(IB) X(PROXY) X(COLL) X(KUBE) X(TOOL)
+#define KCCL_SUBSYS_MAP(X) X(INIT) X(BOOT) X(NET) X(IPC) X(IB) X(PROXY) X(COLL) X(KUBE) X(TOOL)
 
 typedef enum {
 #define KCCL_SUBSYS_ENUM_(name) KCCL_SUBSYS_##name,
@@ -63,8 +62,8 @@ extern int kccl_log_initialized;
     } while (0)
 
 #define kccl_log_error(subsys, ...) KCCL_LOG_(KCCL_LOG_ERROR, subsys, __VA_ARGS__)
-#define kccl_log_warn(subsys, ...) KCCL_LOG_(KCCL_LOG_WARN, subsys, __VA_ARGS__)
-#define kccl_log_info(subsys, ...) KCCL_LOG_(KCCL_LOG_INFO, subsys, __VA_ARGS__)
+#define kccl_log_warn(subsys, ...)  KCCL_LOG_(KCCL_LOG_WARN, subsys, __VA_ARGS__)
+#define kccl_log_info(subsys, ...)  KCCL_LOG_(KCCL_LOG_INFO, subsys, __VA_ARGS__)
 #define kccl_log_debug(subsys, ...) KCCL_LOG_(KCCL_LOG_DEBUG, subsys, __VA_ARGS__)
 #define kccl_log_trace(subsys, ...) KCCL_LOG_(KCCL_LOG_TRACE, subsys, __VA_ARGS__)
 

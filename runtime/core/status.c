@@ -14,8 +14,7 @@ const char *kccl_status_str(kccl_status_t status)
 {
     switch (status) {
 #define KCCL_STATUS_STR_(name, value, desc)                                                        \
-    case KCCL_##name:                                                                              \
-        return desc;
+    case KCCL_##name: return desc;
         KCCL_STATUS_MAP(KCCL_STATUS_STR_)
 #undef KCCL_STATUS_STR_
     }
@@ -26,8 +25,7 @@ const char *kccl_status_name(kccl_status_t status)
 {
     switch (status) {
 #define KCCL_STATUS_NAME_(name, value, desc)                                                       \
-    case KCCL_##name:                                                                              \
-        return "KCCL_" #name;
+    case KCCL_##name: return "KCCL_" #name;
         KCCL_STATUS_MAP(KCCL_STATUS_NAME_)
 #undef KCCL_STATUS_NAME_
     }

@@ -11,14 +11,14 @@
  * slot is an error, not a pretty table); rank 0 prints it with the timings.
  * Any failure prints `kccl-demo: rank R: <status>: <detail>` and exits 1.
  */
-#include "kccl/kccl.h"
-
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "kccl/kccl.h"
 
 #define DEMO_HOST_MAX 256
 #define DEMO_ADDR_MAX 64

@@ -9,14 +9,14 @@
  * Secrets are never printed: variables flagged KCCL_CFG_SECRET show only
  * whether they are set, and so does a unique id that embeds the group secret.
  */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "bootstrap/netif.h"
 #include "bootstrap/uniqueid.h"
 #include "core/config.h"
 #include "kccl/kccl.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #if defined(__has_include)
 #if __has_include("bootstrap/hostid.h")
@@ -49,14 +49,10 @@ typedef struct {
 static const char *type_name(kccl_cfg_type_t t)
 {
     switch (t) {
-    case KCCL_CFG_TYPE_INT:
-        return "int";
-    case KCCL_CFG_TYPE_BOOL:
-        return "bool";
-    case KCCL_CFG_TYPE_SECONDS:
-        return "seconds";
-    default:
-        return "string";
+    case KCCL_CFG_TYPE_INT: return "int";
+    case KCCL_CFG_TYPE_BOOL: return "bool";
+    case KCCL_CFG_TYPE_SECONDS: return "seconds";
+    default: return "string";
     }
 }
 
@@ -76,14 +72,10 @@ static int value_valid(kccl_cfg_type_t type, const char *text)
     int b;
     int64_t ms;
     switch (type) {
-    case KCCL_CFG_TYPE_INT:
-        return kccl_parse_int(text, &l) == 0;
-    case KCCL_CFG_TYPE_BOOL:
-        return kccl_parse_bool(text, &b) == 0;
-    case KCCL_CFG_TYPE_SECONDS:
-        return kccl_parse_seconds_ms(text, &ms) == 0;
-    default:
-        return 1;
+    case KCCL_CFG_TYPE_INT: return kccl_parse_int(text, &l) == 0;
+    case KCCL_CFG_TYPE_BOOL: return kccl_parse_bool(text, &b) == 0;
+    case KCCL_CFG_TYPE_SECONDS: return kccl_parse_seconds_ms(text, &ms) == 0;
+    default: return 1;
     }
 }
 

@@ -14,8 +14,6 @@
  */
 #include "tools/kccl_run.h"
 
-#include "kccl/kccl.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -31,6 +29,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "kccl/kccl.h"
 
 #define KR_DEFAULT_GRACE_MS 5000
 #define KR_FDS_PER_RANK     2
@@ -154,11 +154,8 @@ static int parse_one(kr_state_t *s, int opt, const char *arg)
                              arg);
         s->ifname = arg;
         return -1;
-    case OPT_NO_PREFIX:
-        s->prefix = 0;
-        return -1;
-    default:
-        return bad_usage("internal error: unhandled option %d", opt);
+    case OPT_NO_PREFIX: s->prefix = 0; return -1;
+    default: return bad_usage("internal error: unhandled option %d", opt);
     }
 }
 

@@ -12,14 +12,14 @@
  * stderr goes away (EPIPE), that side's output is dropped and the ranks keep
  * running.
  */
-#include "tools/kccl_run.h"
-
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "tools/kccl_run.h"
 
 #define KR_LINE_MAX    (64 * 1024)
 #define KR_READ_BYTES  (64 * 1024)

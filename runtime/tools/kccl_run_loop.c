@@ -16,8 +16,6 @@
  * pipes still held open by stray grandchildren get KR_DRAIN_MS more, then
  * are closed.
  */
-#include "tools/kccl_run.h"
-
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,6 +25,8 @@
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "tools/kccl_run.h"
 
 #define KR_DRAIN_MS 1000
 #define KR_LIST_MAX 8 /* ranks named in a message before "..." */

@@ -11,8 +11,6 @@
  * exec is safe. The root listener is close-on-exec everywhere except in
  * rank 0's child, which clears the flag before exec.
  */
-#include "tools/kccl_run.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,6 +19,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
+
+#include "tools/kccl_run.h"
 
 /* Writes a message to fd 2 without stdio (we are between fork and exec). */
 static void child_fail(const char *what, const char *arg, int err)

@@ -19,8 +19,8 @@
 #include "bootstrap/engine.h"
 #include "fuzz_common.h"
 
-#define NRANKS 4
-#define MY_RANK 1
+#define NRANKS    4
+#define MY_RANK   1
 #define PEER_RANK 2
 
 static int conn_gone(kccl_bs_t *bs, void *arg)
@@ -49,13 +49,15 @@ static void write_all(int fd, const uint8_t *p, size_t n)
 /* Plays an honest rank PEER_RANK through the handshake; returns 0 when READY. */
 static int honest_handshake(kccl_bs_t *bs, kccl_conn_t *c, int fd)
 {
-    kccl_wire_hello_t h = {.version = KCCL_WIRE_VERSION, .kind = KCCL_CONN_KIND_P2P,
-                           .rank = PEER_RANK, .nranks = NRANKS};
+    kccl_wire_hello_t h = {.version = KCCL_WIRE_VERSION,
+                           .kind = KCCL_CONN_KIND_P2P,
+                           .rank = PEER_RANK,
+                           .nranks = NRANKS};
     uint8_t frame[KCCL_WIRE_HDR_BYTES + 64], hello[KCCL_WIRE_HELLO_BYTES];
     memcpy(h.group_nonce, bs->uid.nonce, KCCL_NONCE_BYTES);
     kccl_wire_put_hello(hello, &h);
-    kccl_wire_hdr_t hdr = {.type = KCCL_MSG_HELLO, .src_rank = PEER_RANK,
-                           .len = KCCL_WIRE_HELLO_BYTES};
+    kccl_wire_hdr_t hdr = {
+        .type = KCCL_MSG_HELLO, .src_rank = PEER_RANK, .len = KCCL_WIRE_HELLO_BYTES};
     kccl_wire_put_hdr(frame, &hdr);
     memcpy(frame + KCCL_WIRE_HDR_BYTES, hello, sizeof(hello));
     write_all(fd, frame, KCCL_WIRE_HDR_BYTES + sizeof(hello));
@@ -91,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(kccl_engine_init(bs) == KCCL_OK);
     kccl_conn_t *c = kccl_engine_adopt(bs, sv[0], KCCL_CONN_KIND_P2P, NULL);
     FUZZ_CHECK(c != NULL);
-    c->pinned = 1; /* the harness watches it; freed by kccl_engine_fini */
+    c->pinned = 1;  /* the harness watches it; freed by kccl_engine_fini */
     int fd = sv[1]; /* inputs (<= a few KiB) fit the socket buffer */
     if (authenticated && honest_handshake(bs, c, fd) != 0) {
         close(fd);

@@ -4,10 +4,10 @@
  * digits (plus trailing CR/LF) are accepted, and what is accepted decodes
  * to exactly those bytes.
  */
+#include <string.h>
+
 #include "bootstrap/auth.h"
 #include "fuzz_common.h"
-
-#include <string.h>
 
 static int hexval(uint8_t c)
 {

@@ -4,10 +4,10 @@
  * canonical (encoding the decoded fields gives the same 128 bytes) and its
  * text form parses back to the same bytes.
  */
+#include <string.h>
+
 #include "bootstrap/uniqueid.h"
 #include "fuzz_common.h"
-
-#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

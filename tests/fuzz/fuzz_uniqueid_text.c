@@ -4,10 +4,10 @@
  * (re-encoding the id gives the same text back) and its id decodes; any
  * base64url the decoder accepts re-encodes to the same characters.
  */
+#include <string.h>
+
 #include "bootstrap/uniqueid.h"
 #include "fuzz_common.h"
-
-#include <string.h>
 
 #define MAX_TEXT 1024
 

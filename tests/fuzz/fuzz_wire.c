@@ -6,10 +6,10 @@
  * zero); a refusal always comes with a reason; accepted addresses convert
  * to a sockaddr and back unchanged.
  */
+#include <string.h>
+
 #include "bootstrap/wire.h"
 #include "fuzz_common.h"
-
-#include <string.h>
 
 static void check_addr(const kccl_wire_addr_t *a)
 {

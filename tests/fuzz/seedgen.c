@@ -6,16 +6,16 @@
  * near misses (one field wrong) that take the decoders down their refusal
  * paths.
  */
-#include "bootstrap/auth.h"
-#include "bootstrap/uniqueid.h"
-#include "bootstrap/wire.h"
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "bootstrap/auth.h"
+#include "bootstrap/uniqueid.h"
+#include "bootstrap/wire.h"
 
 static const char *root;
 

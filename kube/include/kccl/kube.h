@@ -33,12 +33,12 @@
 #ifndef KCCL_KUBE_H
 #define KCCL_KUBE_H
 
-#include "kccl/kccl_status.h"
-
 #include <cjson/cJSON.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kccl/kccl_status.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -33,7 +33,7 @@ extern "C" {
 
 #define KCCL_UNIQUE_ID_BYTES 128
 /* Length of the text form (base64url, no padding), without the NUL. */
-#define KCCL_UNIQUE_ID_STRLEN 171
+#define KCCL_UNIQUE_ID_STRLEN   171
 #define KCCL_GROUP_SECRET_BYTES 32
 
 /*
@@ -61,17 +61,17 @@ typedef enum {
  * environment (what a NULL opts pointer means), and override what you need.
  */
 typedef struct kccl_bootstrap_opts {
-    int64_t timeout_ms;                   /* per blocking call; > 0 */
-    int has_secret;                       /* secret[] holds the group secret */
+    int64_t timeout_ms; /* per blocking call; > 0 */
+    int has_secret;     /* secret[] holds the group secret */
     unsigned char secret[KCCL_GROUP_SECRET_BYTES];
-    int insecure;                         /* explicit opt-in to run with no secret */
-    int embed_secret;                     /* ids created with these opts carry the secret */
-    char ifname[64];                      /* KCCL_SOCKET_IFNAME syntax; "" = automatic */
-    int family;                           /* 0 = any, 4 or 6 */
-    char host_id[256];                    /* co-location identity; "" = automatic */
-    kccl_bootstrap_algo_t algo;           /* all-gather algorithm */
-    int ring_max;                         /* AUTO uses the ring up to this many ranks */
-    int root_fd;                          /* an inherited, bound+listening root socket, or -1 */
+    int insecure;               /* explicit opt-in to run with no secret */
+    int embed_secret;           /* ids created with these opts carry the secret */
+    char ifname[64];            /* KCCL_SOCKET_IFNAME syntax; "" = automatic */
+    int family;                 /* 0 = any, 4 or 6 */
+    char host_id[256];          /* co-location identity; "" = automatic */
+    kccl_bootstrap_algo_t algo; /* all-gather algorithm */
+    int ring_max;               /* AUTO uses the ring up to this many ranks */
+    int root_fd;                /* an inherited, bound+listening root socket, or -1 */
 } kccl_bootstrap_opts_t;
 
 /* Fills opts from KCCL_* variables (secret from KCCL_GROUP_SECRET_FILE or KCCL_GROUP_SECRET). */
@@ -130,8 +130,7 @@ int kccl_bootstrap_size(kccl_bootstrap_t bs);
 uint64_t kccl_bootstrap_host_hash(kccl_bootstrap_t bs, int rank);
 
 /* Rank's bootstrap address as "IP:port". */
-kccl_status_t kccl_bootstrap_peer_address(kccl_bootstrap_t bs, int rank, char *buf,
-                                          size_t buflen);
+kccl_status_t kccl_bootstrap_peer_address(kccl_bootstrap_t bs, int rank, char *buf, size_t buflen);
 
 /* Tagged point-to-point. send returns once the bytes are with the kernel; recv
  * needs a frame of exactly len bytes with that tag from peer. Tags >= 2^31 are

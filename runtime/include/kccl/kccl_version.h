@@ -5,7 +5,8 @@
 #define KCCL_VERSION_MAJOR 0
 #define KCCL_VERSION_MINOR 1
 #define KCCL_VERSION_PATCH 0
-#define KCCL_VERSION_CODE (KCCL_VERSION_MAJOR * 10000 + KCCL_VERSION_MINOR * 100 + KCCL_VERSION_PATCH)
+#define KCCL_VERSION_CODE                                                                          \
+    (KCCL_VERSION_MAJOR * 10000 + KCCL_VERSION_MINOR * 100 + KCCL_VERSION_PATCH)
 
 #ifdef __cplusplus
 extern "C" {

@@ -11,8 +11,6 @@
 #ifndef KCCL_KUBE_TEST_SERVER_H
 #define KCCL_KUBE_TEST_SERVER_H
 
-#include "kccl_test.h"
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -21,6 +19,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+
+#include "kccl_test.h"
 
 #define KTS_MAX_REQ 32
 

@@ -3,11 +3,11 @@
  * over the environment (defaults, overrides, errors that name the variable)
  * and the invariants of the KCCL_CONFIG_MAP table itself.
  */
+#include <limits.h>
+
 #include "core/config.h"
 #include "core/error.h"
 #include "kccl_test.h"
-
-#include <limits.h>
 
 static void test_parse_int_good(void **state)
 {
@@ -144,8 +144,7 @@ static void test_table_rows(void **state)
         int b;
         int64_t ms;
         switch (e->type) {
-        case KCCL_CFG_TYPE_STR:
-            break;
+        case KCCL_CFG_TYPE_STR: break;
         case KCCL_CFG_TYPE_INT:
             if (kccl_parse_int(e->def, &l) != 0)
                 fail_msg("%s: default '%s' is not an integer", e->env, e->def);
@@ -158,8 +157,7 @@ static void test_table_rows(void **state)
             if (kccl_parse_seconds_ms(e->def, &ms) != 0)
                 fail_msg("%s: default '%s' is not a number of seconds", e->env, e->def);
             break;
-        default:
-            fail_msg("%s: unknown type %d", e->env, (int)e->type);
+        default: fail_msg("%s: unknown type %d", e->env, (int)e->type);
         }
         /* Names are unique. */
         for (int j = 0; j < id; j++)

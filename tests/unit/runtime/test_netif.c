@@ -3,15 +3,15 @@
  * interface picking on loopback, and listening sockets (port 0, a port
  * already held, IPv6 loopback where the host has it).
  */
-#include "bootstrap/netif.h"
-#include "core/error.h"
-#include "kccl_test.h"
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
+
+#include "bootstrap/netif.h"
+#include "core/error.h"
+#include "kccl_test.h"
 
 static void test_match_empty_spec(void **state)
 {

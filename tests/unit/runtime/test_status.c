@@ -3,12 +3,12 @@
  * values that are part of the ABI), unknown codes, and the thread-local
  * last-error message.
  */
+#include <pthread.h>
+
 #include "core/error.h"
 #include "kccl/kccl_status.h"
 #include "kccl/kccl_version.h"
 #include "kccl_test.h"
-
-#include <pthread.h>
 
 typedef struct {
     kccl_status_t code;

@@ -4,15 +4,15 @@
  * loopback (the root's listener is bound before the id exists, released on
  * request, and the group secret only travels inside an id when asked to).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "bootstrap/auth.h"
 #include "bootstrap/netif.h"
 #include "bootstrap/uniqueid.h"
 #include "core/error.h"
 #include "kccl_test.h"
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 static kccl_uid_fields_t fields_v4(int with_secret)
 {
