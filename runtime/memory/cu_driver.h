@@ -21,7 +21,8 @@
     X(mem_map, "cuMemMap")                                                                         \
     X(mem_unmap, "cuMemUnmap")                                                                     \
     X(mem_set_access, "cuMemSetAccess")                                                            \
-    X(mem_get_address_range, "cuMemGetAddressRange")
+    X(mem_get_address_range, "cuMemGetAddressRange")                                              \
+    X(mem_get_handle_for_address_range, "cuMemGetHandleForAddressRange")
 
 typedef struct kccl_cu_driver {
     CUresult (*get_error_string)(CUresult, const char **);
@@ -42,6 +43,8 @@ typedef struct kccl_cu_driver {
     CUresult (*mem_unmap)(CUdeviceptr, size_t);
     CUresult (*mem_set_access)(CUdeviceptr, size_t, const CUmemAccessDesc *, size_t);
     CUresult (*mem_get_address_range)(CUdeviceptr *, size_t *, CUdeviceptr);
+    CUresult (*mem_get_handle_for_address_range)(void *, CUdeviceptr, size_t,
+                                                 CUmemRangeHandleType, unsigned long long);
 } kccl_cu_driver_t;
 
 /* The table, or NULL when the driver lacks an entry point (or there is no driver). */

@@ -16,6 +16,7 @@
 #define KCCL_MEMORY_GPU_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kccl/kccl_status.h"
 
@@ -36,6 +37,9 @@ typedef struct kccl_gpu_ops {
     /* Zero-filled device memory on dev (counters, FIFO heads), and its release. */
     kccl_status_t (*dev_alloc)(void **p, size_t n, int dev);
     void (*dev_free)(void *p, int dev);
+    /* A dma-buf fd for [ptr, ptr+len) of device memory, and ptr's offset in it (for
+     * ibv_reg_dmabuf_mr); may be NULL. The caller closes the fd. */
+    kccl_status_t (*dmabuf_fd)(void *ptr, size_t len, int *fd, uint64_t *offset);
     /* "0000:1b:00.0" style PCI id of dev (for NUMA binding); may be NULL. */
     kccl_status_t (*pci_bus_id)(int dev, char *buf, size_t len);
 } kccl_gpu_ops_t;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "core/error.h"
+#include "memory/cu_driver.h"
 #include "memory/gpu.h"
 
 #define GPU_CHECK(call, what)                                                                      \
@@ -88,6 +89,23 @@ static void cu_dev_free(void *p, int dev)
         (void)cudaFree(p);
 }
 
+/* dma-buf of the page-aligned range around [ptr, ptr+len) (GPUDirect RDMA registration). */
+static kccl_status_t cu_dmabuf_fd(void *ptr, size_t len, int *fd, uint64_t *offset)
+{
+    const kccl_cu_driver_t *d = kccl_cu_driver();
+    const uint64_t page = 4096;
+    uint64_t p = (uint64_t)(uintptr_t)ptr, base = p & ~(page - 1);
+    uint64_t size = (p + len - base + page - 1) & ~(page - 1);
+    int f = -1;
+    if (d == NULL || d->mem_get_handle_for_address_range(&f, (CUdeviceptr)base, size,
+                                                         CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD,
+                                                         0) != CUDA_SUCCESS)
+        return KCCL_ERR_UNSUPPORTED;
+    *fd = f;
+    *offset = p - base;
+    return KCCL_OK;
+}
+
 static kccl_status_t cu_pci_bus_id(int dev, char *buf, size_t len)
 {
     GPU_CHECK(cudaDeviceGetPCIBusId(buf, (int)len, dev), "cudaDeviceGetPCIBusId");
@@ -105,6 +123,7 @@ static const kccl_gpu_ops_t cuda_ops = {
     .host_free = cu_host_free,
     .dev_alloc = cu_dev_alloc,
     .dev_free = cu_dev_free,
+    .dmabuf_fd = cu_dmabuf_fd,
     .pci_bus_id = cu_pci_bus_id,
 };
 
