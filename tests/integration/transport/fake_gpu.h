@@ -51,7 +51,13 @@ static kccl_status_t fake_pointer_device(const void *p, int *device)
 static kccl_status_t fake_copy(void *dst, const void *src, size_t n, int dev)
 {
     (void)dev;
-    memcpy(dst, src, n);
+    /* An aligned 8-byte copy is one store on a real GPU (counters are polled while the
+     * transport writes them): model it as an atomic one. */
+    if (n == 8 && ((uintptr_t)dst & 7) == 0 && ((uintptr_t)src & 7) == 0)
+        __atomic_store_n((uint64_t *)dst, __atomic_load_n((const uint64_t *)src, __ATOMIC_ACQUIRE),
+                         __ATOMIC_RELEASE);
+    else
+        memcpy(dst, src, n);
     __atomic_fetch_add(&fake_gpu.copies, 1, __ATOMIC_RELAXED);
     return KCCL_OK;
 }

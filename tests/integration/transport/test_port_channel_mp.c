@@ -154,7 +154,8 @@ static int pc_gpu_proc(mp_t *mp, int r, void *arg)
     int64_t end = mp_now_ms() + 10000;
     while (__atomic_load_n(dh.sem.inbound, __ATOMIC_ACQUIRE) < 1 && mp_now_ms() < end)
         mp_sleep_ms(1);
-    MP_CHECK(*dh.sem.inbound == 1, "device counter %llu", (unsigned long long)*dh.sem.inbound);
+    uint64_t got = __atomic_load_n(dh.sem.inbound, __ATOMIC_ACQUIRE);
+    MP_CHECK(got == 1, "device counter %llu", (unsigned long long)got);
     long bad = tt_check(kccl_mem_ptr(dst), 1 << 16, (uint64_t)(1 - r) + 7);
     MP_CHECK(bad < 0, "byte %ld differs", bad);
     MP_CHECK(kccl_port_channel_wait(ch, 10) == KCCL_ERR_INVALID_ARG, "host wait on device counter");
