@@ -1,0 +1,967 @@
+/*
+ * podkit.c - see podkit.h: the kubelet's part for sidecar tests, against the
+ * real control plane. Setup uses the admin client (libkccl_kube) and `ip`;
+ * nothing here goes through the sidecar's own code.
+ */
+#include "podkit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kube_util.h"
+
+#define PK_LOCK_DIR       "/tmp/kccl-sidecar-net"
+#define PK_OCTET_MIN      100
+#define PK_OCTET_MAX      219
+#define PK_PODS_PER_OCTET 250
+#define PK_SA             "kccl-sidecar"
+
+static void pk_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void pk_err(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "podkit: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+}
+
+int64_t pk_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double pk_wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void pk_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ------------------------------------------------------------------ shell */
+
+static int sh_capture(char *out, size_t outlen, const char *cmd)
+{
+    FILE *p = popen(cmd, "r"); // NOLINT(cert-env33-c): tests drive kubectl and ip by shell
+    if (p == NULL)
+        return -1;
+    size_t len = 0;
+    char sink[4096] = {0};
+    for (;;) {
+        char *dst = out ? out + len : sink;
+        size_t room = out ? outlen - len - 1 : sizeof(sink);
+        if (out && room == 0)
+            break;
+        size_t r = fread(dst, 1, room, p);
+        if (r == 0)
+            break;
+        if (out)
+            len += r;
+    }
+    if (out) {
+        out[len] = '\0';
+        while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
+            out[--len] = '\0';
+    }
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+int pk_sh(const pk_t *k, char *out, size_t outlen, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    int n = snprintf(cmd, sizeof(cmd), "export PATH='%s':\"$PATH\" KUBECONFIG='%s'; ", k->bin,
+                     k->kubeconfig);
+    va_start(ap, fmt);
+    vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
+    va_end(ap);
+    return sh_capture(out, outlen, cmd);
+}
+
+/* ------------------------------------------------------------------ control plane settings */
+
+static void set_val(char *dst, size_t cap, const char *v)
+{
+    size_t n = strlen(v);
+    if (n >= 2 && v[0] == '\'' && v[n - 1] == '\'')
+        snprintf(dst, cap, "%.*s", (int)n - 2, v + 1);
+    else
+        snprintf(dst, cap, "%s", v);
+}
+
+static int read_cp_env(pk_t *k)
+{
+    char cmd[700], line[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' status >/dev/null 2>&1", k->cp_sh);
+    if (sh_capture(NULL, 0, cmd) != 0)
+        return PK_SKIP;
+    snprintf(cmd, sizeof(cmd), "'%s' env", k->cp_sh);
+    FILE *p = popen(cmd, "r"); // NOLINT(cert-env33-c): cp.sh is a shell script
+    static const struct {
+        const char *key;
+        size_t off, cap;
+    } map[] = {
+        {"KUBECONFIG", offsetof(pk_t, kubeconfig), sizeof(((pk_t *)0)->kubeconfig)},
+        {"KCCL_CP_APISERVER", offsetof(pk_t, apiserver), sizeof(((pk_t *)0)->apiserver)},
+        {"KCCL_CP_CA", offsetof(pk_t, ca), sizeof(((pk_t *)0)->ca)},
+        {"KCCL_CP_BIN", offsetof(pk_t, bin), sizeof(((pk_t *)0)->bin)},
+        {"KCCL_CP_BRIDGE", offsetof(pk_t, bridge), sizeof(((pk_t *)0)->bridge)},
+        {"KCCL_CP_BRIDGE_IP", offsetof(pk_t, bridge_ip), sizeof(((pk_t *)0)->bridge_ip)},
+        {"KCCL_CP_NETNS_PREFIX", offsetof(pk_t, netns_prefix), sizeof(((pk_t *)0)->netns_prefix)},
+        {"KCCL_CP_AUDIT_LOG", offsetof(pk_t, audit_log), sizeof(((pk_t *)0)->audit_log)},
+    };
+    while (p && fgets(line, sizeof(line), p)) {
+        char *eq = strchr(line, '=');
+        if (strncmp(line, "export ", 7) != 0 || eq == NULL)
+            continue;
+        *eq = '\0';
+        eq[strcspn(eq + 1, "\n") + 1] = '\0';
+        for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+            if (strcmp(line + 7, map[i].key) == 0)
+                set_val((char *)k + map[i].off, map[i].cap, eq + 1);
+    }
+    if (p == NULL || pclose(p) != 0 || !k->kubeconfig[0] || !k->apiserver[0] || !k->bridge[0] ||
+        !k->bridge_ip[0] || !k->netns_prefix[0]) {
+        pk_err("cannot read `%s env`", k->cp_sh);
+        return PK_SKIP;
+    }
+    const char *colon = strrchr(k->apiserver, ':');
+    snprintf(k->port, sizeof(k->port), "%s", colon ? colon + 1 : "443");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ addresses */
+
+static void cleanup_octet(pk_t *k, int octet)
+{
+    pk_sh(k, NULL, 0,
+          "for n in $(ip netns list | awk '{print $1}' | grep -E '^%ssc%d-[0-9]+$'); do "
+          "for q in $(ip netns pids $n); do kill -9 $q; done; ip netns delete $n; done; sleep 0.1; "
+          "for l in $(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | "
+          "grep -E '^kcs%d-[0-9]+$'); do ip link delete $l 2>/dev/null; done",
+          k->netns_prefix, octet, octet);
+}
+
+static int lock_octets(pk_t *k, int max_pods)
+{
+    int need = (max_pods + PK_PODS_PER_OCTET - 1) / PK_PODS_PER_OCTET;
+    if (need < 1)
+        need = 1;
+    if (need > 8)
+        return -1;
+    mkdir(PK_LOCK_DIR, 0755);
+    for (int base = PK_OCTET_MIN; base + need - 1 <= PK_OCTET_MAX; base++) {
+        int got = 0;
+        for (; got < need; got++) {
+            char path[128];
+            snprintf(path, sizeof(path), PK_LOCK_DIR "/%d.lock", base + got);
+            int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+            if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+                if (fd >= 0)
+                    close(fd);
+                break;
+            }
+            k->lock_fds[got] = fd;
+        }
+        if (got == need) {
+            k->octet = base;
+            k->noctets = need;
+            for (int i = 0; i < need; i++)
+                cleanup_octet(k, base + i);
+            return 0;
+        }
+        for (int i = 0; i < got; i++)
+            close(k->lock_fds[i]);
+    }
+    pk_err("no free address range under " PK_LOCK_DIR);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ init / fini */
+
+static int api_create(pk_t *k, const char *path, const char *json, cJSON **out)
+{
+    kccl_kube_result_t res;
+    cJSON *body = cJSON_Parse(json);
+    if (body == NULL) {
+        pk_err("bad JSON for %s", path);
+        return -1;
+    }
+    kccl_status_t st = kccl_kube_create(k->admin, path, body, NULL, out, &res);
+    cJSON_Delete(body);
+    if (st != KCCL_OK) {
+        pk_err("POST %s: %d %s: %s", path, res.http_status, res.reason, res.message);
+        return -1;
+    }
+    return 0;
+}
+
+int pk_init(pk_t *k, const char *prog, const char *source_dir, const char *sidecar_bin,
+            const char *demo_bin, int max_pods)
+{
+    kccl_kube_config_t cfg;
+    memset(k, 0, sizeof(*k));
+    for (int i = 0; i < 8; i++)
+        k->lock_fds[i] = -1;
+    snprintf(k->cp_sh, sizeof(k->cp_sh), "%s/e2e/controlplane/cp.sh", source_dir);
+    snprintf(k->rbac, sizeof(k->rbac), "%s/deploy/rbac/kccl-sidecar.yaml", source_dir);
+    snprintf(k->sidecar_bin, sizeof(k->sidecar_bin), "%s", sidecar_bin);
+    snprintf(k->demo_bin, sizeof(k->demo_bin), "%s", demo_bin ? demo_bin : "");
+    int rc = read_cp_env(k);
+    if (rc != 0)
+        return rc;
+    if (max_pods > PK_MAX_PODS || lock_octets(k, max_pods) != 0)
+        return -1;
+    k->pods = calloc((size_t)max_pods, sizeof(pk_pod_t));
+    k->npods = 0;
+    if (kccl_kube_config_load_kubeconfig(k->kubeconfig, NULL, &cfg) != KCCL_OK ||
+        kccl_kube_client_create(cfg, &k->admin) != KCCL_OK) {
+        pk_err("admin client: %s", kccl_last_error());
+        return -1;
+    }
+    unsigned r = 0;
+    (void)!getrandom(&r, sizeof(r), 0);
+    snprintf(k->ns, sizeof(k->ns), "kccl-sc-%.20s-%d-%04x", prog, (int)getpid(), r & 0xffff);
+    const char *t = getenv("TMPDIR");
+    snprintf(k->tmp, sizeof(k->tmp), "%s/pk-%s-XXXXXX", t && *t ? t : "/tmp", prog);
+    if (mkdtemp(k->tmp) == NULL) {
+        pk_err("mkdtemp: %s", strerror(errno));
+        return -1;
+    }
+    char json[256];
+    snprintf(json, sizeof(json),
+             "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{"
+             "\"name\":\"%s\"}}",
+             k->ns);
+    if (api_create(k, "/api/v1/namespaces", json, NULL) != 0)
+        return -1;
+    char out[2048];
+    if (pk_sh(k, out, sizeof(out), "kubectl apply -n %s -f '%s' 2>&1", k->ns, k->rbac) != 0) {
+        pk_err("kubectl apply -f %s: %s", k->rbac, out);
+        return -1;
+    }
+    return 0;
+}
+
+void pk_fini(pk_t *k)
+{
+    if (k->pods == NULL)
+        return;
+    for (int i = 0; i < k->npods; i++) {
+        pk_pod_t *p = &k->pods[i];
+        if (p->demo > 0)
+            pk_stop(p->demo, SIGKILL, 2000);
+        if (p->sidecar > 0)
+            pk_stop(p->sidecar, SIGKILL, 2000);
+        p->demo = p->sidecar = 0;
+    }
+    for (int i = 0; i < k->noctets; i++)
+        cleanup_octet(k, k->octet + i);
+    if (k->ns[0])
+        pk_sh(k, NULL, 0, "kubectl delete namespace %s --wait=false >/dev/null 2>&1", k->ns);
+    if (k->tmp[0])
+        pk_sh(k, NULL, 0, "rm -rf '%s'", k->tmp);
+    for (int i = 0; i < 8; i++)
+        if (k->lock_fds[i] >= 0)
+            close(k->lock_fds[i]);
+    if (k->admin)
+        kccl_kube_client_destroy(k->admin);
+    free(k->pods);
+    k->pods = NULL;
+    k->admin = NULL;
+}
+
+/* ------------------------------------------------------------------ secrets and pods */
+
+static int write_file(const char *path, const void *data, size_t len, int mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0 || write(fd, data, len) != (ssize_t)len) {
+        pk_err("write %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    fchmod(fd, (mode_t)mode);
+    return close(fd);
+}
+
+static int mkdirs(const char *base, const char *sub)
+{
+    char path[700];
+    snprintf(path, sizeof(path), "%s/%s", base, sub);
+    return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+int pk_secret_create(pk_t *k, const char *name)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned char key[33] = {0};
+    char enc[64], json[512], path[320];
+    (void)!getrandom(key, 32, 0);
+    size_t n = 0;
+    for (int i = 0; i < 33; i += 3) { /* 32 bytes + one zero pad byte: 44 chars, fix the tail */
+        unsigned v = (unsigned)key[i] << 16 | (unsigned)key[i + 1] << 8 | key[i + 2];
+        for (int j = 3; j >= 0; j--)
+            enc[n + (size_t)(3 - j)] = b64[(v >> (6 * j)) & 63];
+        n += 4;
+    }
+    enc[43] = '=';
+    enc[44] = '\0';
+    snprintf(json, sizeof(json),
+             "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"%s\"},"
+             "\"type\":\"Opaque\",\"data\":{\"secret\":\"%s\"}}",
+             name, enc);
+    kccl_kube_path(path, sizeof(path), "v1", k->ns, "secrets", NULL, NULL);
+    explicit_bzero(key, sizeof(key));
+    int rc = api_create(k, path, json, NULL);
+    explicit_bzero(json, sizeof(json));
+    return rc;
+}
+
+static const char *pod_json_fmt =
+    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\","
+    "\"metadata\":{\"name\":\"%s\",\"annotations\":%s,\"labels\":%s},"
+    "\"spec\":{\"serviceAccountName\":\"" PK_SA "\",\"restartPolicy\":\"Never\","
+    "\"initContainers\":[{\"name\":\"kccl-sidecar\",\"image\":\"kccl/sidecar:dev\","
+    "\"restartPolicy\":\"Always\",\"env\":["
+    "{\"name\":\"POD_NAME\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.name\"}}},"
+    "{\"name\":\"POD_NAMESPACE\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":"
+    "\"metadata.namespace\"}}},"
+    "{\"name\":\"POD_UID\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"metadata.uid\"}}},"
+    "{\"name\":\"POD_IP\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"status.podIP\"}}},"
+    "{\"name\":\"NODE_NAME\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"spec.nodeName\"}}},"
+    "{\"name\":\"KCCL_BOOTSTRAP_FILE\",\"value\":\"/var/run/kccl/bootstrap\"},"
+    "{\"name\":\"KCCL_GROUP_SECRET_FILE\",\"value\":\"/var/run/kccl-secret/secret\"}],"
+    "\"readinessProbe\":{\"exec\":{\"command\":[\"kccl-sidecar\",\"probe\"]},"
+    "\"periodSeconds\":1},"
+    "\"volumeMounts\":[{\"name\":\"kccl\",\"mountPath\":\"/var/run/kccl\"}]}],"
+    "\"containers\":[{\"name\":\"app\",\"image\":\"kccl/demo:dev\",\"command\":[\"kccl-demo\"],"
+    "\"env\":[{\"name\":\"KCCL_BOOTSTRAP_FILE\",\"value\":\"/var/run/kccl/bootstrap\"}],"
+    "\"volumeMounts\":[{\"name\":\"kccl\",\"mountPath\":\"/var/run/kccl\"}%s]}],"
+    "\"volumes\":[{\"name\":\"kccl\",\"emptyDir\":{}}%s]}}";
+
+pk_pod_t *pk_pod_create(pk_t *k, const char *name, const char *annotations_json,
+                        const char *labels_json, const char *secret, const char *node)
+{
+    char json[8192], mount[160] = "", vol[160] = "", path[320];
+    cJSON *out = NULL;
+    if (k->pods == NULL || k->npods >= k->noctets * PK_PODS_PER_OCTET) {
+        pk_err("too many pods");
+        return NULL;
+    }
+    if (secret) {
+        snprintf(mount, sizeof(mount),
+                 ",{\"name\":\"group-secret\",\"mountPath\":\"/var/run/kccl-secret\","
+                 "\"readOnly\":true}");
+        snprintf(vol, sizeof(vol),
+                 ",{\"name\":\"group-secret\",\"secret\":{\"secretName\":\"%s\"}}", secret);
+    }
+    snprintf(json, sizeof(json), pod_json_fmt, name, annotations_json ? annotations_json : "{}",
+             labels_json ? labels_json : "{}", mount, vol);
+    kccl_kube_path(path, sizeof(path), "v1", k->ns, "pods", NULL, NULL);
+    if (api_create(k, path, json, &out) != 0)
+        return NULL;
+    pk_pod_t *p = &k->pods[k->npods];
+    memset(p, 0, sizeof(*p));
+    p->index = k->npods++;
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(out, "metadata");
+    const cJSON *uid = cJSON_GetObjectItemCaseSensitive(meta, "uid");
+    snprintf(p->uid, sizeof(p->uid), "%s", cJSON_IsString(uid) ? uid->valuestring : "");
+    cJSON_Delete(out);
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    snprintf(p->node, sizeof(p->node), "%s", node ? node : "");
+    int oct = k->octet + p->index / PK_PODS_PER_OCTET;
+    const char *dot = strchr(k->bridge_ip, '.');
+    dot = dot ? strchr(dot + 1, '.') : NULL;
+    snprintf(p->ip, sizeof(p->ip), "%.*s.%d.%d", dot ? (int)(dot - k->bridge_ip) : 7, k->bridge_ip,
+             oct, 1 + p->index % PK_PODS_PER_OCTET);
+    snprintf(p->netns, sizeof(p->netns), "%ssc%d-%d", k->netns_prefix, k->octet, p->index);
+    snprintf(p->veth, sizeof(p->veth), "kcs%d-%d", k->octet, p->index);
+    snprintf(p->dir, sizeof(p->dir), "%s/%s.%d", k->tmp, name, p->index);
+    snprintf(p->handoff, sizeof(p->handoff), "%s/kccl/bootstrap", p->dir);
+    if (mkdir(p->dir, 0755) != 0 || mkdirs(p->dir, "sa") || mkdirs(p->dir, "kccl") ||
+        mkdirs(p->dir, "secret") || mkdirs(p->dir, "podinfo")) {
+        pk_err("mkdir %s: %s", p->dir, strerror(errno));
+        return NULL;
+    }
+    return p;
+}
+
+int pk_pod_net(pk_t *k, pk_pod_t *p)
+{
+    char out[2048];
+    int rc =
+        pk_sh(k, out, sizeof(out),
+              "set -e; ip netns add %s; ip link add %s type veth peer name eth0 netns %s; "
+              "ip link set %s master %s up; ip -n %s addr add %s/16 dev eth0; "
+              "ip -n %s link set eth0 up; ip -n %s link set lo up 2>&1",
+              p->netns, p->veth, p->netns, p->veth, k->bridge, p->netns, p->ip, p->netns, p->netns);
+    if (rc != 0) {
+        pk_err("network of pod %s: %s", p->name, out);
+        return -1;
+    }
+    p->net_up = 1;
+    return 0;
+}
+
+int pk_pod_token(pk_t *k, pk_pod_t *p)
+{
+    char json[512], path[320], file[700];
+    cJSON *out = NULL;
+    snprintf(json, sizeof(json),
+             "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenRequest\",\"spec\":{"
+             "\"expirationSeconds\":3600,\"boundObjectRef\":{\"apiVersion\":\"v1\",\"kind\":"
+             "\"Pod\",\"name\":\"%s\",\"uid\":\"%s\"}}}",
+             p->name, p->uid);
+    kccl_kube_path(path, sizeof(path), "v1", k->ns, "serviceaccounts", PK_SA, "token");
+    if (api_create(k, path, json, &out) != 0)
+        return -1;
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(out, "status");
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(st, "token");
+    int rc = -1;
+    snprintf(file, sizeof(file), "%s/sa/token", p->dir);
+    if (cJSON_IsString(tok))
+        rc = write_file(file, tok->valuestring, strlen(tok->valuestring), 0600);
+    cJSON_Delete(out);
+    snprintf(file, sizeof(file), "%s/sa/namespace", p->dir);
+    if (rc == 0)
+        rc = write_file(file, k->ns, strlen(k->ns), 0644);
+    if (rc == 0)
+        rc = pk_sh(k, NULL, 0, "cp '%s' '%s/sa/ca.crt'", k->ca, p->dir) == 0 ? 0 : -1;
+    return rc;
+}
+
+int pk_pod_mount_secret(pk_t *k, pk_pod_t *p, const char *secret)
+{
+    char path[320], file[700];
+    kccl_kube_result_t res;
+    cJSON *obj = NULL;
+    unsigned char *key = NULL;
+    size_t keylen = 0;
+    kccl_kube_path(path, sizeof(path), "v1", k->ns, "secrets", secret, NULL);
+    if (kccl_kube_get(k->admin, path, NULL, &obj, &res) != KCCL_OK) {
+        pk_err("GET %s: %s", path, res.message);
+        return -1;
+    }
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(obj, "data");
+    const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(data, "secret");
+    int rc = -1;
+    if (cJSON_IsString(b64) &&
+        kccl_kube_base64_decode(b64->valuestring, strlen(b64->valuestring), &key, &keylen) == 0) {
+        snprintf(file, sizeof(file), "%s/secret/secret", p->dir);
+        rc = write_file(file, key, keylen, 0400);
+        if (rc == 0)
+            snprintf(p->secret_file, sizeof(p->secret_file), "%s", file);
+        kccl_kube_free_secret_n(key, keylen);
+    }
+    cJSON_Delete(obj);
+    return rc;
+}
+
+int pk_pod_running(pk_t *k, pk_pod_t *p)
+{
+    char path[400], patch[512], now[32];
+    kccl_kube_result_t res;
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    kccl_kube_path(path, sizeof(path), "v1", k->ns, "pods", p->name, "status");
+    snprintf(patch, sizeof(patch),
+             "{\"status\":{\"phase\":\"Running\",\"podIP\":\"%s\",\"podIPs\":[{\"ip\":\"%s\"}],"
+             "\"startTime\":\"%s\"}}",
+             p->ip, p->ip, now);
+    if (kccl_kube_patch(k->admin, path, KCCL_KUBE_PATCH_MERGE, patch, NULL, NULL, &res) !=
+        KCCL_OK) {
+        pk_err("PATCH %s: %s", path, res.message);
+        return -1;
+    }
+    return 0;
+}
+
+/* Go's %q, enough for tests: \" \\ \n \t, other control bytes as \xHH, the rest raw. */
+static void go_quote(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fprintf(f, "\\%c", *c);
+        else if (*c == '\n')
+            fputs("\\n", f);
+        else if (*c == '\t')
+            fputs("\\t", f);
+        else if (*c < 0x20 || *c == 0x7f)
+            fprintf(f, "\\x%02x", *c);
+        else
+            fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
+static int write_map(const char *path, const cJSON *map)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    const cJSON *it;
+    int first = 1;
+    cJSON_ArrayForEach(it, map)
+    { /* the apiserver returns keys sorted, as the kubelet writes them */
+        if (!first)
+            fputc('\n', f);
+        first = 0;
+        fprintf(f, "%s=", it->string);
+        go_quote(f, cJSON_IsString(it) ? it->valuestring : "");
+    }
+    return fclose(f);
+}
+
+int pk_pod_podinfo(pk_t *k, pk_pod_t *p)
+{
+    char file[700];
+    cJSON *pod = pk_pod_get(k, p);
+    if (pod == NULL)
+        return -1;
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(pod, "metadata");
+    snprintf(file, sizeof(file), "%s/podinfo/name", p->dir);
+    int rc = write_file(file, p->name, strlen(p->name), 0644);
+    snprintf(file, sizeof(file), "%s/podinfo/namespace", p->dir);
+    rc |= write_file(file, k->ns, strlen(k->ns), 0644);
+    snprintf(file, sizeof(file), "%s/podinfo/uid", p->dir);
+    rc |= write_file(file, p->uid, strlen(p->uid), 0644);
+    snprintf(file, sizeof(file), "%s/podinfo/annotations", p->dir);
+    rc |= write_map(file, cJSON_GetObjectItemCaseSensitive(meta, "annotations"));
+    snprintf(file, sizeof(file), "%s/podinfo/labels", p->dir);
+    rc |= write_map(file, cJSON_GetObjectItemCaseSensitive(meta, "labels"));
+    cJSON_Delete(pod);
+    return rc ? -1 : 0;
+}
+
+int pk_pod_ready_files(pk_t *k, pk_pod_t *p, const char *secret)
+{
+    if (!p->net_up && pk_pod_net(k, p) != 0)
+        return -1;
+    if (pk_pod_token(k, p) != 0)
+        return -1;
+    return secret ? pk_pod_mount_secret(k, p, secret) : 0;
+}
+
+cJSON *pk_pod_get(pk_t *k, const pk_pod_t *p)
+{
+    char path[400];
+    kccl_kube_result_t res;
+    cJSON *pod = NULL;
+    kccl_kube_path(path, sizeof(path), "v1", k->ns, "pods", p->name, NULL);
+    if (kccl_kube_get(k->admin, path, NULL, &pod, &res) != KCCL_OK) {
+        pk_err("GET %s: %s", path, res.message);
+        return NULL;
+    }
+    return pod;
+}
+
+int pk_annotate(pk_t *k, const pk_pod_t *p, const char *annotations_json)
+{
+    char path[400], patch[4096];
+    kccl_kube_result_t res;
+    kccl_kube_path(path, sizeof(path), "v1", k->ns, "pods", p->name, NULL);
+    snprintf(patch, sizeof(patch), "{\"metadata\":{\"annotations\":%s}}", annotations_json);
+    if (kccl_kube_patch(k->admin, path, KCCL_KUBE_PATCH_MERGE, patch, NULL, NULL, &res) !=
+        KCCL_OK) {
+        pk_err("PATCH %s: %s", path, res.message);
+        return -1;
+    }
+    return 0;
+}
+
+int pk_pod_delete(pk_t *k, pk_pod_t *p)
+{
+    char path[400];
+    kccl_kube_result_t res;
+    kccl_kube_path(path, sizeof(path), "v1", k->ns, "pods", p->name, NULL);
+    /* no kubelet: a graceful delete would wait forever for one; delete at once */
+    if (kccl_kube_delete(k->admin, path, NULL, NULL, &res) != KCCL_OK) {
+        pk_err("DELETE %s: %s", path, res.message);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ processes */
+
+static pid_t spawn_in_pod(const pk_pod_t *p, const char *bin, char *const argv[], char **envp,
+                          const char *log)
+{
+    char nspath[256];
+    snprintf(nspath, sizeof(nspath), "/var/run/netns/%s", p->netns);
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    int nsfd = open(nspath, O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) != 0) {
+        fprintf(stderr, "podkit: setns %s: %s\n", nspath, strerror(errno));
+        _exit(126);
+    }
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0)
+        dup2(devnull, 0);
+    setpgid(0, 0);
+    execve(bin, argv, envp);
+    fprintf(stderr, "podkit: exec %s: %s\n", bin, strerror(errno));
+    _exit(127);
+}
+
+typedef struct {
+    char *v[64];
+    int n;
+} env_t;
+
+static void env_put(env_t *e, const char *key, const char *val)
+{
+    size_t klen = strlen(key);
+    for (int i = 0; i < e->n; i++) {
+        if (strncmp(e->v[i], key, klen) == 0 && e->v[i][klen] == '=') {
+            free(e->v[i]);
+            e->v[i] = e->v[--e->n];
+            break;
+        }
+    }
+    if (val == NULL || e->n >= 63)
+        return;
+    size_t n = klen + strlen(val) + 2;
+    char *s = malloc(n);
+    if (s == NULL)
+        return;
+    snprintf(s, n, "%s=%s", key, val);
+    e->v[e->n++] = s;
+    e->v[e->n] = NULL;
+}
+
+static void env_extra(env_t *e, const char *const *extra)
+{
+    for (; extra && *extra; extra++) {
+        char key[128];
+        const char *eq = strchr(*extra, '=');
+        if (eq == NULL || (size_t)(eq - *extra) >= sizeof(key))
+            continue;
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - *extra), *extra);
+        env_put(e, key, eq[1] ? eq + 1 : NULL); /* "KEY=" unsets */
+    }
+}
+
+static void env_free(env_t *e)
+{
+    for (int i = 0; i < e->n; i++)
+        free(e->v[i]);
+    e->n = 0;
+}
+
+pid_t pk_sidecar_start(pk_t *k, pk_pod_t *p, const char *const *extra)
+{
+    env_t e = {{0}, 0};
+    char sa[700], log[700];
+    snprintf(sa, sizeof(sa), "%s/sa", p->dir);
+    snprintf(log, sizeof(log), "%s/sidecar.log", p->dir);
+    env_put(&e, "PATH", "/usr/bin:/bin");
+    env_put(&e, "POD_NAME", p->name);
+    env_put(&e, "POD_NAMESPACE", k->ns);
+    env_put(&e, "POD_UID", p->uid);
+    env_put(&e, "POD_IP", p->ip);
+    if (p->node[0])
+        env_put(&e, "NODE_NAME", p->node);
+    env_put(&e, "KCCL_BOOTSTRAP_FILE", p->handoff);
+    if (p->secret_file[0])
+        env_put(&e, "KCCL_GROUP_SECRET_FILE", p->secret_file);
+    env_put(&e, "KUBERNETES_SERVICE_HOST", k->bridge_ip);
+    env_put(&e, "KUBERNETES_SERVICE_PORT", k->port);
+    env_put(&e, "KCCL_KUBE_SA_DIR", sa);
+    env_extra(&e, extra);
+    char *argv[] = {k->sidecar_bin, NULL};
+    pid_t pid = spawn_in_pod(p, k->sidecar_bin, argv, e.v, log);
+    env_free(&e);
+    if (pid > 0)
+        p->sidecar = pid;
+    return pid;
+}
+
+pid_t pk_demo_start(pk_t *k, pk_pod_t *p, const char *const *extra)
+{
+    env_t e = {{0}, 0};
+    char log[700];
+    snprintf(log, sizeof(log), "%s/demo.log", p->dir);
+    env_put(&e, "PATH", "/usr/bin:/bin");
+    env_put(&e, "KCCL_BOOTSTRAP_FILE", p->handoff);
+    env_put(&e, "KCCL_SOCKET_IFNAME", "=eth0");
+    env_put(&e, "KCCL_BOOTSTRAP_TIMEOUT", "30");
+    env_extra(&e, extra);
+    char *argv[] = {k->demo_bin, NULL};
+    pid_t pid = spawn_in_pod(p, k->demo_bin, argv, e.v, log);
+    env_free(&e);
+    if (pid > 0)
+        p->demo = pid;
+    return pid;
+}
+
+static int status_code(int st)
+{
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int pk_wait(pid_t pid, int timeout_ms)
+{
+    int64_t end = pk_now_ms() + timeout_ms;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return status_code(st);
+        if (r < 0)
+            return -2; /* not our child any more */
+        if (pk_now_ms() >= end)
+            return -1;
+        pk_sleep_ms(5);
+    }
+}
+
+int pk_stop(pid_t pid, int sig, int timeout_ms)
+{
+    if (pid <= 0)
+        return -2;
+    kill(pid, sig);
+    int rc = pk_wait(pid, timeout_ms);
+    if (rc == -1) {
+        kill(pid, SIGKILL);
+        pk_wait(pid, 5000);
+    }
+    return rc;
+}
+
+int pk_sidecar_stop(pk_pod_t *p, int sig, int timeout_ms)
+{
+    int rc = pk_stop(p->sidecar, sig, timeout_ms);
+    p->sidecar = 0;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ observations */
+
+int pk_handoff_exists(const pk_pod_t *p)
+{
+    return access(p->handoff, F_OK) == 0;
+}
+
+static int handoff_read(const pk_pod_t *p, kccl_handoff_t *out)
+{
+    char buf[8192], why[256];
+    int fd = open(p->handoff, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    return kccl_handoff_parse(buf, (size_t)n, out, why, sizeof(why)) == KCCL_OK ? 0 : -1;
+}
+
+int pk_handoff_wait(const pk_pod_t *p, int timeout_ms, kccl_handoff_t *out)
+{
+    int64_t end = pk_now_ms() + timeout_ms;
+    for (;;) {
+        if (handoff_read(p, out) == 0)
+            return 0;
+        if (pk_now_ms() >= end)
+            return -1;
+        pk_sleep_ms(5);
+    }
+}
+
+int pk_events(pk_t *k, const pk_pod_t *p, const char *reason, char *msg, size_t msglen)
+{
+    char path[320], sel[128];
+    kccl_kube_result_t res;
+    cJSON *list = NULL;
+    kccl_kube_path(path, sizeof(path), "v1", k->ns, "events", NULL, NULL);
+    snprintf(sel, sizeof(sel), "involvedObject.name=%s", p->name);
+    kccl_kube_list_opts_t lo = {.field_selector = sel};
+    if (kccl_kube_list(k->admin, path, &lo, NULL, &list, &res) != KCCL_OK)
+        return -1;
+    int count = 0;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(list, "items"))
+    {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(ev, "reason");
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(ev, "message");
+        if (reason && (!cJSON_IsString(r) || strcmp(r->valuestring, reason) != 0))
+            continue;
+        count++;
+        if (msg && cJSON_IsString(m))
+            snprintf(msg, msglen, "%s", m->valuestring);
+    }
+    cJSON_Delete(list);
+    return count;
+}
+
+int pk_event_wait(pk_t *k, const pk_pod_t *p, const char *reason, int timeout_ms, char *msg,
+                  size_t msglen)
+{
+    int64_t end = pk_now_ms() + timeout_ms;
+    for (;;) {
+        if (pk_events(k, p, reason, msg, msglen) > 0)
+            return 0;
+        if (pk_now_ms() >= end)
+            return -1;
+        pk_sleep_ms(50);
+    }
+}
+
+static const char *jstr(const cJSON *o, const char *a, const char *b)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, a);
+    if (b)
+        x = cJSON_GetObjectItemCaseSensitive(x, b);
+    return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+/* One audit event: which pod's token made it (via user.extra), and what it was. */
+static void audit_line(pk_t *k, const char *line, pk_audit_t *out)
+{
+    char user[160];
+    snprintf(user, sizeof(user), "system:serviceaccount:%s:" PK_SA, k->ns);
+    if (strstr(line, user) == NULL)
+        return;
+    cJSON *ev = cJSON_Parse(line);
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(ev, "user");
+    const cJSON *extra = cJSON_GetObjectItemCaseSensitive(u, "extra");
+    const cJSON *pods =
+        cJSON_GetObjectItemCaseSensitive(extra, "authentication.kubernetes.io/pod-name");
+    const char *stage = jstr(ev, "stage", NULL), *verb = jstr(ev, "verb", NULL);
+    const char *name = cJSON_IsArray(pods) && cJSON_IsString(cJSON_GetArrayItem(pods, 0))
+                           ? cJSON_GetArrayItem(pods, 0)->valuestring
+                           : NULL;
+    const char *uname = jstr(ev, "user", "username");
+    if (ev && name && stage && verb && uname && strcmp(uname, user) == 0) {
+        for (int i = 0; i < k->npods; i++) {
+            if (strcmp(k->pods[i].name, name) != 0)
+                continue;
+            pk_audit_t *a = &out[i];
+            if (!strcmp(verb, "watch") && !strcmp(stage, "ResponseStarted")) {
+                a->watches++;
+            } else if (strcmp(verb, "watch") != 0 && !strcmp(stage, "ResponseComplete")) {
+                a->requests++;
+                a->gets += !strcmp(verb, "get");
+                a->lists += !strcmp(verb, "list");
+                a->patches += !strcmp(verb, "patch");
+                a->creates += !strcmp(verb, "create");
+            }
+            break;
+        }
+    }
+    cJSON_Delete(ev);
+}
+
+long pk_audit_mark(const pk_t *k)
+{
+    struct stat st;
+    return stat(k->audit_log, &st) == 0 ? (long)st.st_size : 0;
+}
+
+int pk_audit_count_from(pk_t *k, long offset, pk_audit_t *out)
+{
+    memset(out, 0, sizeof(*out) * (size_t)k->npods);
+    FILE *f = fopen(k->audit_log, "r");
+    if (f == NULL) {
+        pk_err("cannot open the audit log %s: %s", k->audit_log, strerror(errno));
+        return -1;
+    }
+    if (offset > 0 && fseek(f, offset, SEEK_SET) != 0) {
+        fclose(f);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0)
+        audit_line(k, line, out);
+    free(line);
+    fclose(f);
+    return 0;
+}
+
+int pk_audit_count_all(pk_t *k, pk_audit_t *out)
+{
+    return pk_audit_count_from(k, 0, out);
+}
+
+int pk_audit_count(pk_t *k, const pk_pod_t *p, pk_audit_t *out)
+{
+    pk_audit_t *all = calloc((size_t)k->npods, sizeof(*all));
+    if (all == NULL || pk_audit_count_all(k, all) != 0) {
+        free(all);
+        return -1;
+    }
+    *out = all[p->index];
+    free(all);
+    return 0;
+}
+
+long pk_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+int pk_sa_can(pk_t *k, const char *verb, const char *group, const char *resource,
+              const char *subresource, const char *ns)
+{
+    char json[1024];
+    cJSON *out = NULL;
+    snprintf(json, sizeof(json),
+             "{\"apiVersion\":\"authorization.k8s.io/v1\",\"kind\":\"SubjectAccessReview\","
+             "\"spec\":{\"user\":\"system:serviceaccount:%s:" PK_SA "\",\"groups\":["
+             "\"system:serviceaccounts\",\"system:serviceaccounts:%s\",\"system:authenticated\"],"
+             "\"resourceAttributes\":{\"verb\":\"%s\",\"group\":\"%s\",\"resource\":\"%s\","
+             "\"subresource\":\"%s\",\"namespace\":\"%s\"}}}",
+             k->ns, k->ns, verb, group, resource, subresource ? subresource : "", ns ? ns : "");
+    if (api_create(k, "/apis/authorization.k8s.io/v1/subjectaccessreviews", json, &out) != 0)
+        return -1;
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(out, "status");
+    int allowed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "allowed"));
+    cJSON_Delete(out);
+    return allowed;
+}
