@@ -50,20 +50,25 @@ static int recv_ready(kccl_bs_t *bs, void *arg)
     if (w->got)
         return 1;
     kccl_conn_t *rc = bs->recv_conn[w->peer], *sc = bs->send_conn[w->peer];
-    if (bs->peer_gone[w->peer]) {
-        kccl_conn_t *c = (rc && rc->state == KCCL_CONN_DEAD) ? rc : sc;
-        return kccl_engine_fail(bs, KCCL_ERR_REMOTE, w->peer, w->step, "%s: lost rank %d: %s",
-                                kccl_step_str(w->step), w->peer,
-                                c && c->why[0] ? c->why : "connection closed");
-    }
-    if ((rc && rc->bye_rcvd) || (sc && sc->bye_rcvd))
+    int64_t promised = bs->bye_count[w->peer];
+    if (promised >= 0 && bs->data_rcvd[w->peer] >= (uint64_t)promised)
         return kccl_engine_fail(bs, KCCL_ERR_REMOTE, w->peer, w->step,
                                 "%s: rank %d destroyed its bootstrap before sending this "
                                 "(mismatched calls across ranks?)",
                                 kccl_step_str(w->step), w->peer);
-    if (sc && sc->state == KCCL_CONN_DEAD && sc->err != KCCL_ERR_REMOTE)
-        return kccl_engine_fail(bs, sc->err, w->peer, w->step, "%s: rank %d at %s: %s",
-                                kccl_step_str(w->step), w->peer, sc->remote_text, sc->why);
+    /* Its data stream ended (EOF comes after all its data), or it is gone
+     * without ever having connected to us. */
+    kccl_conn_t *dead = (rc && rc->state == KCCL_CONN_DEAD)                          ? rc
+                        : (!rc && sc && sc->state == KCCL_CONN_DEAD && promised < 0) ? sc
+                                                                                     : NULL;
+    if (dead) {
+        if (dead->err != KCCL_ERR_REMOTE && dead->err != 0)
+            return kccl_engine_fail(bs, dead->err, w->peer, w->step, "%s: rank %d at %s: %s",
+                                    kccl_step_str(w->step), w->peer, dead->remote_text, dead->why);
+        return kccl_engine_fail(bs, KCCL_ERR_REMOTE, w->peer, w->step, "%s: lost rank %d: %s",
+                                kccl_step_str(w->step), w->peer,
+                                dead->why[0] ? dead->why : "connection closed");
+    }
     return 0;
 }
 

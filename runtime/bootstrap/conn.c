@@ -82,7 +82,6 @@ void kccl_conn_kill(kccl_bs_t *bs, kccl_conn_t *c, const char *why)
         return;
     if (why && c->why[0] == '\0')
         snprintf(c->why, sizeof(c->why), "%s", why);
-    int was_ready = c->state == KCCL_CONN_READY;
     c->state = KCCL_CONN_DEAD;
     if (c->fd >= 0)
         close(c->fd); /* also leaves the epoll set: no descriptor is shared */
@@ -91,8 +90,6 @@ void kccl_conn_kill(kccl_bs_t *bs, kccl_conn_t *c, const char *why)
     free(c->payload);
     c->payload = NULL;
     outq_free(c);
-    if (was_ready && c->peer >= 0 && c->kind == KCCL_CONN_KIND_P2P)
-        bs->peer_gone[c->peer] = 1;
     if (bs->root)
         kccl_root_on_conn_dead(bs, c);
 }
@@ -253,6 +250,8 @@ kccl_status_t kccl_engine_queue(kccl_bs_t *bs, kccl_conn_t *c, uint16_t type, ui
         o->payload = o->owned;
     }
     c->queued_seq++;
+    if (type == KCCL_MSG_DATA)
+        c->data_sent++;
     if (c->out_tail)
         c->out_tail->next = o;
     else

@@ -235,11 +235,14 @@ kccl_status_t kccl_engine_init(kccl_bs_t *bs)
     bs->recv_conn = calloc((size_t)n, sizeof(*bs->recv_conn));
     bs->q_head = calloc((size_t)n, sizeof(*bs->q_head));
     bs->q_tail = calloc((size_t)n, sizeof(*bs->q_tail));
-    bs->peer_gone = calloc((size_t)n, 1);
+    bs->data_rcvd = calloc((size_t)n, sizeof(*bs->data_rcvd));
+    bs->bye_count = malloc((size_t)n * sizeof(*bs->bye_count));
     bs->peers = calloc((size_t)n, sizeof(*bs->peers));
-    if (!bs->send_conn || !bs->recv_conn || !bs->q_head || !bs->q_tail || !bs->peer_gone ||
-        !bs->peers)
+    if (!bs->send_conn || !bs->recv_conn || !bs->q_head || !bs->q_tail || !bs->data_rcvd ||
+        !bs->bye_count || !bs->peers)
         KCCL_FAIL(BOOT, KCCL_ERR_NO_MEMORY, "out of memory for a %d-rank bootstrap", n);
+    for (int r = 0; r < n; r++)
+        bs->bye_count[r] = -1;
     bs->epfd = epoll_create1(EPOLL_CLOEXEC);
     bs->abort_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (bs->epfd < 0 || bs->abort_fd < 0)
@@ -311,9 +314,16 @@ void kccl_engine_close_reset(kccl_bs_t *bs, kccl_conn_t *c)
 void kccl_engine_fini(kccl_bs_t *bs, int64_t linger_ms)
 {
     if (bs->epfd >= 0 && linger_ms > 0) {
-        for (kccl_conn_t *c = bs->conns; c; c = c->next)
-            if (c->state == KCCL_CONN_READY && c->kind == KCCL_CONN_KIND_P2P)
-                kccl_engine_queue(bs, c, KCCL_MSG_BYE, 0, NULL, 0, 0);
+        /* BYE tells the peer how many DATA frames we sent it in all (they travel
+         * on our send connection; the BYE may arrive on either). */
+        for (kccl_conn_t *c = bs->conns; c; c = c->next) {
+            if (c->state != KCCL_CONN_READY || c->kind != KCCL_CONN_KIND_P2P)
+                continue;
+            kccl_conn_t *sc = bs->send_conn[c->peer];
+            uint8_t n[8];
+            kccl_be64_put(n, sc ? sc->data_sent : 0);
+            kccl_engine_queue(bs, c, KCCL_MSG_BYE, 0, n, sizeof(n), 1);
+        }
         drain(bs, linger_ms, 1);
         for (kccl_conn_t *c = bs->conns; c; c = c->next)
             if (c->state == KCCL_CONN_READY && c->bye_rcvd && !c->out_head && !c->hs_len)
@@ -340,7 +350,8 @@ void kccl_engine_fini(kccl_bs_t *bs, int64_t linger_ms)
     free(bs->recv_conn);
     free(bs->q_head);
     free(bs->q_tail);
-    free(bs->peer_gone);
+    free(bs->data_rcvd);
+    free(bs->bye_count);
     free(bs->peers);
     free(bs->table_bytes);
 }

@@ -97,6 +97,7 @@ typedef struct kccl_conn {
     uint64_t queued_seq; /* frames queued so far */
     uint64_t done_seq;   /* frames fully handed to the kernel */
     int bye_rcvd;        /* the peer is destroying: safe to reset the connection */
+    uint64_t data_sent;  /* DATA frames queued on this connection */
     int pinned;          /* referenced by a slot (send/recv/root): freed only at fini */
     kccl_status_t err;   /* why it died, as a status */
     /* root: what this rank checked in with */
@@ -128,7 +129,12 @@ struct kccl_bootstrap {
     kccl_conn_t **recv_conn; /* [nranks] they connected: their sends arrive here */
     kccl_frame_t **q_head;   /* [nranks] received frames, in order */
     kccl_frame_t **q_tail;
-    uint8_t *peer_gone;      /* [nranks] its connection closed (maybe cleanly) */
+    /* Ranks use two connections per pair, and TCP orders nothing across them:
+     * a peer's BYE or close can overtake its last data. So a recv gives up on
+     * a peer only when its data stream itself ended, or when the peer's BYE
+     * says how many DATA frames it sent us and all of them have arrived. */
+    uint64_t *data_rcvd;     /* [nranks] DATA frames received from each peer */
+    int64_t *bye_count;      /* [nranks] DATA frames the peer says it sent us; -1: no BYE yet */
     kccl_wire_peer_t *peers; /* [nranks] the root's table */
     int have_table;
 

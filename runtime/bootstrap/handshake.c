@@ -119,7 +119,6 @@ static void on_proof(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *hdr,
     c->pinned = 1;
     c->state = KCCL_CONN_READY;
     c->hs_deadline = 0;
-    bs->peer_gone[c->peer] = 0;
     kccl_conn_update_events(bs, c);
 }
 
@@ -174,6 +173,7 @@ static void queue_frame(kccl_bs_t *bs, int peer, const kccl_wire_hdr_t *hdr, uin
         return;
     }
     f->hdr = *hdr;
+    bs->data_rcvd[peer]++;
     f->data = data;
     if (bs->q_tail[peer])
         bs->q_tail[peer]->next = f;
@@ -236,6 +236,8 @@ void kccl_hs_on_frame(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t *hdr,
         }
         if (hdr->type == KCCL_MSG_BYE)
             c->bye_rcvd = 1;
+        if (hdr->len == 8 && c->kind == KCCL_CONN_KIND_P2P)
+            bs->bye_count[c->peer] = (int64_t)(kccl_be64_get(payload) & INT64_MAX);
         else if (hdr->type == KCCL_MSG_ABORT)
             on_abort_notice(bs, c, hdr, payload);
         else if (hdr->type == KCCL_MSG_REFUSE && c->outbound)

@@ -87,6 +87,10 @@ void kccl_root_on_conn_dead(kccl_bs_t *bs, kccl_conn_t *c)
     if (root == NULL || root->finished || c->peer < 0 || c->peer >= bs->nranks ||
         root->conn[c->peer] != c)
         return;
+    /* A rank resets its check-in connection once it has read its table;
+     * that is success, not loss, once the whole table was written. */
+    if (root->queued && c->done_seq == c->queued_seq)
+        return;
     kccl_engine_fail(bs, KCCL_ERR_REMOTE, c->peer, KCCL_STEP_ROOT,
                      "root: lost rank %d (pid %u at %s) after it checked in: %s", c->peer,
                      c->ci.pid, c->remote_text, c->why[0] ? c->why : "connection closed");
