@@ -110,7 +110,12 @@ kccl_status_t kccl_cumem_alloc(struct kccl_mem *mem, int device)
     CU_CHECK(d->mem_get_allocation_granularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED),
              "cuMemGetAllocationGranularity");
     uint64_t bytes = (mem->len + gran - 1) / gran * gran;
-    CU_CHECK(d->mem_create(&h, bytes, &prop, 0), "cuMemCreate (POSIX fd exportable)");
+    if (d->mem_create(&h, bytes, &prop, 0) != CUDA_SUCCESS) {
+        /* Not every device/driver allows GPUDirect RDMA on VMM allocations: retry without. */
+        h = 0;
+        prop.allocFlags.gpuDirectRDMACapable = 0;
+        CU_CHECK(d->mem_create(&h, bytes, &prop, 0), "cuMemCreate (POSIX fd exportable)");
+    }
     CU_CHECK(d->mem_export_to_shareable_handle(&fd, h, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0),
              "cuMemExportToShareableHandle");
     if ((st = map_for(d, h, bytes, gran, device, &va)) != KCCL_OK)
