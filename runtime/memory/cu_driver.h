@@ -21,7 +21,7 @@
     X(mem_map, "cuMemMap")                                                                         \
     X(mem_unmap, "cuMemUnmap")                                                                     \
     X(mem_set_access, "cuMemSetAccess")                                                            \
-    X(mem_get_address_range, "cuMemGetAddressRange")                                              \
+    X(mem_get_address_range, "cuMemGetAddressRange")                                               \
     X(mem_get_handle_for_address_range, "cuMemGetHandleForAddressRange")
 
 typedef struct kccl_cu_driver {
@@ -35,16 +35,15 @@ typedef struct kccl_cu_driver {
                                                CUmemAllocationHandleType, unsigned long long);
     CUresult (*mem_import_from_shareable_handle)(CUmemGenericAllocationHandle *, void *,
                                                  CUmemAllocationHandleType);
-    CUresult (*mem_address_reserve)(CUdeviceptr *, size_t, size_t, CUdeviceptr,
-                                    unsigned long long);
+    CUresult (*mem_address_reserve)(CUdeviceptr *, size_t, size_t, CUdeviceptr, unsigned long long);
     CUresult (*mem_address_free)(CUdeviceptr, size_t);
     CUresult (*mem_map)(CUdeviceptr, size_t, size_t, CUmemGenericAllocationHandle,
                         unsigned long long);
     CUresult (*mem_unmap)(CUdeviceptr, size_t);
     CUresult (*mem_set_access)(CUdeviceptr, size_t, const CUmemAccessDesc *, size_t);
     CUresult (*mem_get_address_range)(CUdeviceptr *, size_t *, CUdeviceptr);
-    CUresult (*mem_get_handle_for_address_range)(void *, CUdeviceptr, size_t,
-                                                 CUmemRangeHandleType, unsigned long long);
+    CUresult (*mem_get_handle_for_address_range)(void *, CUdeviceptr, size_t, CUmemRangeHandleType,
+                                                 unsigned long long);
 } kccl_cu_driver_t;
 
 /* The table, or NULL when the driver lacks an entry point (or there is no driver). */

@@ -17,8 +17,8 @@ void kccl_cumem_free(struct kccl_mem *mem);
 
 /* Importer side: maps an exported allocation (fd received from its owner)
  * for this process's device. */
-kccl_status_t kccl_cumem_import(int fd, uint64_t bytes, int device, void **ptr,
-                                uint64_t *handle, uint64_t *map_bytes);
+kccl_status_t kccl_cumem_import(int fd, uint64_t bytes, int device, void **ptr, uint64_t *handle,
+                                uint64_t *map_bytes);
 void kccl_cumem_unmap(void *ptr, uint64_t handle, uint64_t map_bytes);
 
 #endif

@@ -51,7 +51,7 @@ const kccl_cu_driver_t *kccl_cu_driver(void)
             const char *s_ = "unknown";                                                            \
             if (d->get_error_string)                                                               \
                 d->get_error_string(r_, &s_);                                                      \
-            kccl_error_set("%s failed: %s (CUresult %d)", what, s_, (int)r_);                     \
+            kccl_error_set("%s failed: %s (CUresult %d)", what, s_, (int)r_);                      \
             kccl_log_error(IPC, "%s", kccl_last_error());                                          \
             st = KCCL_ERR_CUDA;                                                                    \
             goto out;                                                                              \

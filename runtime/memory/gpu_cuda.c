@@ -14,7 +14,7 @@
     do {                                                                                           \
         cudaError_t e_ = (call);                                                                   \
         if (e_ != cudaSuccess)                                                                     \
-            KCCL_FAIL(INIT, KCCL_ERR_CUDA, "%s failed: %s", what, cudaGetErrorString(e_));        \
+            KCCL_FAIL(INIT, KCCL_ERR_CUDA, "%s failed: %s", what, cudaGetErrorString(e_));         \
     } while (0)
 
 static kccl_status_t cu_device_count(int *n)
@@ -97,9 +97,9 @@ static kccl_status_t cu_dmabuf_fd(void *ptr, size_t len, int *fd, uint64_t *offs
     uint64_t p = (uint64_t)(uintptr_t)ptr, base = p & ~(page - 1);
     uint64_t size = (p + len - base + page - 1) & ~(page - 1);
     int f = -1;
-    if (d == NULL || d->mem_get_handle_for_address_range(&f, (CUdeviceptr)base, size,
-                                                         CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD,
-                                                         0) != CUDA_SUCCESS)
+    if (d == NULL ||
+        d->mem_get_handle_for_address_range(&f, (CUdeviceptr)base, size,
+                                            CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD, 0) != CUDA_SUCCESS)
         return KCCL_ERR_UNSUPPORTED;
     *fd = f;
     *offset = p - base;

@@ -93,7 +93,7 @@ kccl_status_t kccl_memreg_resolve(kccl_memreg_t *reg, uint32_t id, uint32_t gen,
 
 /* ---------------------------------------------------------- handle codec */
 
-#define H_MAGIC 0x484D434Bu /* "KCMH" read as little-endian */
+#define H_MAGIC   0x484D434Bu /* "KCMH" read as little-endian */
 #define H_VERSION 1
 #define H_SUM_OFF 252
 
@@ -270,7 +270,8 @@ kccl_status_t kccl_mem_register(kccl_comm_t comm, void *ptr, size_t bytes, kccl_
             free(m);
             KCCL_FAIL(INIT, KCCL_ERR_UNSUPPORTED,
                       "rank %d: device memory registration needs CUDA and a GPU (build with "
-                      "KCCL_WITH_CUDA=ON)", kccl_comm_rank(comm));
+                      "KCCL_WITH_CUDA=ON)",
+                      kccl_comm_rank(comm));
         }
         KCCL_CHECK_GOTO(gpu->pointer_device(ptr, &m->device), st, err);
         if (m->device < 0) {
@@ -289,8 +290,7 @@ err:
     return st;
 }
 
-kccl_status_t kccl_mem_alloc(kccl_comm_t comm, size_t bytes, kccl_mem_kind_t kind,
-                             kccl_mem_t *out)
+kccl_status_t kccl_mem_alloc(kccl_comm_t comm, size_t bytes, kccl_mem_kind_t kind, kccl_mem_t *out)
 {
     struct kccl_mem *m;
     kccl_status_t st;
@@ -381,8 +381,7 @@ kccl_status_t kccl_mem_get_handle(kccl_mem_t mem, kccl_mem_handle_t *out)
 
 /* --------------------------------------------------------------- imports */
 
-kccl_status_t kccl_rmem_import(kccl_comm_t comm, const kccl_mem_handle_t *handle,
-                               kccl_rmem_t *out)
+kccl_status_t kccl_rmem_import(kccl_comm_t comm, const kccl_mem_handle_t *handle, kccl_rmem_t *out)
 {
     char why[96];
     int owner;
@@ -394,8 +393,8 @@ kccl_status_t kccl_rmem_import(kccl_comm_t comm, const kccl_mem_handle_t *handle
         KCCL_FAIL(INIT, KCCL_ERR_NO_MEMORY, "out of memory for an imported handle");
     if (kccl_mem_handle_decode(handle, r, &owner, why, sizeof(why)) != KCCL_OK) {
         free(r);
-        KCCL_FAIL(INIT, KCCL_ERR_PROTOCOL, "rank %d: bad memory handle: %s",
-                  kccl_comm_rank(comm), why);
+        KCCL_FAIL(INIT, KCCL_ERR_PROTOCOL, "rank %d: bad memory handle: %s", kccl_comm_rank(comm),
+                  why);
     }
     struct kccl_link *link = kccl_comm_link(comm, owner);
     if (link == NULL) {

@@ -64,9 +64,9 @@ struct kccl_rmem {
     uint64_t ipc_offset;
     uint64_t token;
     uint32_t rkey;
-    void *mapped;   /* the peer's memory mapped here (cuda_ipc) */
+    void *mapped;     /* the peer's memory mapped here (cuda_ipc) */
     uint64_t signals; /* signals this rank sent to the counter at offset 0 (cuda_ipc) */
-    void *tp_priv;  /* transport's own state (e.g. the imported cuMem handle) */
+    void *tp_priv;    /* transport's own state (e.g. the imported cuMem handle) */
     uint64_t map_bytes;
 };
 

@@ -87,7 +87,8 @@ kccl_status_t kccl_fifo_push(kccl_fifo_t *f, kccl_trigger_t t, uint64_t *slot, i
         if ((spins & 1023) == 0 && kccl_tp_now_ms() >= deadline_ms)
             KCCL_FAIL(PROXY, KCCL_ERR_TIMED_OUT,
                       "proxy fifo full until the deadline (slot %llu): the proxy thread is "
-                      "stuck or gone", (unsigned long long)s);
+                      "stuck or gone",
+                      (unsigned long long)s);
     }
     kccl_trigger_t *d = &f->dev.slots[s & (f->dev.size - 1)];
     __atomic_store_n(&d->w0, t.w0, __ATOMIC_RELAXED);

@@ -29,8 +29,7 @@ void kccl_fifo_fini(kccl_fifo_t *f);
 
 /* Host producer: claims a slot, waits for room (until deadline_ms), publishes
  * t. *slot gets the slot number (for kccl_fifo_wait_done). */
-kccl_status_t kccl_fifo_push(kccl_fifo_t *f, kccl_trigger_t t, uint64_t *slot,
-                             int64_t deadline_ms);
+kccl_status_t kccl_fifo_push(kccl_fifo_t *f, kccl_trigger_t t, uint64_t *slot, int64_t deadline_ms);
 /* Host producer: waits until the consumer has completed slot (KCCL_ERR_TIMED_OUT). */
 kccl_status_t kccl_fifo_wait_done(kccl_fifo_t *f, uint64_t slot, int64_t deadline_ms);
 

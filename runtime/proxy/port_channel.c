@@ -19,10 +19,10 @@ struct kccl_port_channel {
     struct kccl_link *link;
     kccl_proxy_t *proxy;
     uint32_t id;
-    kccl_mem_t inbound;      /* this rank's counter (8 bytes used) */
-    void *inbound_dev;       /* device allocation behind inbound, if any */
+    kccl_mem_t inbound; /* this rank's counter (8 bytes used) */
+    void *inbound_dev;  /* device allocation behind inbound, if any */
     kccl_rmem_t peer_inbound;
-    uint64_t *expected_dev;  /* device-side wait count */
+    uint64_t *expected_dev; /* device-side wait count */
     uint64_t host_expected;
     int device;
 };
@@ -53,8 +53,8 @@ static void port_free(struct kccl_port_channel *ch)
     free(ch);
 }
 
-kccl_status_t kccl_port_channel_create(kccl_comm_t comm, int peer, kccl_mem_t src,
-                                       kccl_rmem_t dst, kccl_port_channel_t *out)
+kccl_status_t kccl_port_channel_create(kccl_comm_t comm, int peer, kccl_mem_t src, kccl_rmem_t dst,
+                                       kccl_port_channel_t *out)
 {
     kccl_status_t st;
     struct kccl_link *link = kccl_comm_link(comm, peer);
@@ -70,8 +70,7 @@ kccl_status_t kccl_port_channel_create(kccl_comm_t comm, int peer, kccl_mem_t sr
     ch->device = kccl_transport_state(comm)->env.device;
     KCCL_CHECK_GOTO(alloc_counter(comm, ch->device, &ch->inbound_dev, &ch->inbound), st, err);
     if (ch->inbound_dev != NULL)
-        KCCL_CHECK_GOTO(kccl_gpu()->dev_alloc((void **)&ch->expected_dev, 64, ch->device), st,
-                        err);
+        KCCL_CHECK_GOTO(kccl_gpu()->dev_alloc((void **)&ch->expected_dev, 64, ch->device), st, err);
     KCCL_CHECK_GOTO(kccl_mem_send(comm, ch->inbound, peer), st, err);
     KCCL_CHECK_GOTO(kccl_mem_recv(comm, peer, &ch->peer_inbound), st, err);
     KCCL_CHECK_GOTO(kccl_proxy_get(kccl_transport_state(comm), &ch->proxy), st, err);
@@ -98,8 +97,8 @@ kccl_status_t kccl_port_channel_device_handle(kccl_port_channel_t ch, kccl_port_
     return KCCL_OK;
 }
 
-static kccl_status_t push(kccl_port_channel_t ch, uint32_t type, uint64_t dst_off,
-                          uint64_t src_off, uint64_t bytes, uint64_t *slot, int64_t deadline)
+static kccl_status_t push(kccl_port_channel_t ch, uint32_t type, uint64_t dst_off, uint64_t src_off,
+                          uint64_t bytes, uint64_t *slot, int64_t deadline)
 {
     if (dst_off > KCCL_TRIGGER_MAX_OFFSET || src_off > KCCL_TRIGGER_MAX_OFFSET ||
         bytes > 0xFFFFFFFFull)

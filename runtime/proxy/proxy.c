@@ -90,8 +90,7 @@ static int pick_cpus(kccl_proxy_t *p, cpu_set_t *set)
 static void proxy_fail(kccl_proxy_t *p, kccl_status_t st, const char *what)
 {
     int expect = 0;
-    if (__atomic_compare_exchange_n(&p->err, &expect, -1, 0, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_RELAXED)) {
+    if (__atomic_compare_exchange_n(&p->err, &expect, -1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
         snprintf(p->why, sizeof(p->why), "rank %d: proxy: %s: %s", p->ts->env.rank, what,
                  kccl_last_error());
         kccl_log_error(PROXY, "%s", p->why);
@@ -125,8 +124,7 @@ static void run_trigger(kccl_proxy_t *p, kccl_trigger_t t)
     else if ((f.type & KCCL_TRIGGER_SIGNAL) &&
              (st = kccl_link_signal(c->link, c->sem, 0)) != KCCL_OK)
         proxy_fail(p, st, "signal");
-    else if ((f.type & KCCL_TRIGGER_FLUSH) &&
-             (st = kccl_link_flush(c->link, -1)) != KCCL_OK)
+    else if ((f.type & KCCL_TRIGGER_FLUSH) && (st = kccl_link_flush(c->link, -1)) != KCCL_OK)
         proxy_fail(p, st, "flush");
     __atomic_fetch_add(&p->triggers, 1, __ATOMIC_RELAXED);
 }

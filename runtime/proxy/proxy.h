@@ -25,7 +25,7 @@ typedef struct kccl_proxy_chan {
     struct kccl_rmem *sem; /* the peer's inbound counter */
 } kccl_proxy_chan_t;
 
-#define KCCL_PROXY_BLOCK 256
+#define KCCL_PROXY_BLOCK  256
 #define KCCL_PROXY_BLOCKS ((int)((KCCL_TRIGGER_MAX_CHANNEL + 1) / KCCL_PROXY_BLOCK))
 
 typedef struct kccl_proxy {
@@ -36,11 +36,11 @@ typedef struct kccl_proxy {
     kccl_proxy_chan_t *blocks[KCCL_PROXY_BLOCKS];
     uint32_t nchans;
     pthread_t thread;
-    int stop;             /* atomic */
-    int err;              /* atomic kccl_status_t, first failure */
+    int stop; /* atomic */
+    int err;  /* atomic kccl_status_t, first failure */
     char why[256];
-    uint64_t triggers;    /* carried out (atomic) */
-    int bound_cpus;       /* how many CPUs the thread was bound to (0 = unbound) */
+    uint64_t triggers; /* carried out (atomic) */
+    int bound_cpus;    /* how many CPUs the thread was bound to (0 = unbound) */
 } kccl_proxy_t;
 
 /* The communicator's proxy, started on first call. */

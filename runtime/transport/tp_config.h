@@ -13,19 +13,22 @@
 
 #define KCCL_TP_CONFIG_MAP(X)                                                                      \
     X(TRANSPORT, STR, "auto", 0,                                                                   \
-      "links between ranks: auto (cuda_ipc on one node, ib across nodes, else tcp), tcp, "        \
+      "links between ranks: auto (cuda_ipc on one node, ib across nodes, else tcp), tcp, "         \
       "cuda_ipc or ib (forced: fails where it cannot work)")                                       \
     X(IPC_SOCKET_DIR, STR, "", 0,                                                                  \
-      "directory shared by the pods of a node for the CUDA IPC fd-passing socket; empty = "       \
+      "directory shared by the pods of a node for the CUDA IPC fd-passing socket; empty = "        \
       "abstract Unix socket (pods must share the network namespace)")                              \
     X(IB_HCA, STR, "", 0, "InfiniBand device to use, e.g. mlx5_0 (empty = the first active one)")  \
     X(IB_PORT, INT, "0", 0, "InfiniBand port (0 = the first active port)")                         \
     X(IB_GID_INDEX, INT, "-1", 0, "GID index (-1 = pick: RoCE v2 IPv4-mapped first)")              \
-    X(IB_SIGNAL, STR, "atomic", 0, "how IB signals land: atomic (fetch-add) or imm (write with immediate)") \
-    X(IB_GDR, STR, "auto", 0, "GPUDirect RDMA registration: auto (dma-buf, then peermem), dmabuf, peermem, off") \
-    X(TCP_CHUNK, INT, "1048576", 0, "TCP staging chunk for device memory, bytes")                 \
+    X(IB_SIGNAL, STR, "atomic", 0,                                                                 \
+      "how IB signals land: atomic (fetch-add) or imm (write with immediate)")                     \
+    X(IB_GDR, STR, "auto", 0,                                                                      \
+      "GPUDirect RDMA registration: auto (dma-buf, then peermem), dmabuf, peermem, off")           \
+    X(TCP_CHUNK, INT, "1048576", 0, "TCP staging chunk for device memory, bytes")                  \
     X(PROXY_FIFO_SLOTS, INT, "512", 0, "proxy FIFO size in triggers (power of two)")               \
-    X(PROXY_CPU, STR, "auto", 0, "proxy thread placement: auto (the GPU's NUMA node), none, or a CPU list")
+    X(PROXY_CPU, STR, "auto", 0,                                                                   \
+      "proxy thread placement: auto (the GPU's NUMA node), none, or a CPU list")
 
 typedef enum {
 #define KCCL_TPCFG_ENUM_(name, type, def, flags, help) KCCL_TPCFG_##name,

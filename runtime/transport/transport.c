@@ -50,8 +50,7 @@ long kccl_tp_config_int(kccl_tpcfg_id_t id)
 const kccl_tp_ops_t *kccl_tp_ops(kccl_tp_id_t id)
 {
     switch (id) {
-    case KCCL_TP_TCP:
-        return &kccl_tp_tcp_ops;
+    case KCCL_TP_TCP: return &kccl_tp_tcp_ops;
     case KCCL_TP_CUDA_IPC:
 #ifdef KCCL_HAVE_CUDA
         return &kccl_tp_cuda_ipc_ops;
@@ -64,8 +63,7 @@ const kccl_tp_ops_t *kccl_tp_ops(kccl_tp_id_t id)
 #else
         return NULL;
 #endif
-    default:
-        return NULL;
+    default: return NULL;
     }
 }
 
@@ -135,8 +133,8 @@ static kccl_status_t create_contexts(kccl_transport_state_t *ts, int forced, ran
             continue;
         kccl_status_t st = ops->ctx_create(&ts->env, &ts->ctx[t], why[t], 160);
         if (st == KCCL_ERR_UNSUPPORTED) {
-            kccl_log_debug(INIT, "rank %d: %s transport unavailable: %s", ts->env.rank,
-                           ops->name, why[t]);
+            kccl_log_debug(INIT, "rank %d: %s transport unavailable: %s", ts->env.rank, ops->name,
+                           why[t]);
             ts->ctx[t] = NULL;
             continue;
         }
@@ -159,17 +157,15 @@ static kccl_status_t choose_links(kccl_transport_state_t *ts, const rank_rec_t *
         if (p == me)
             continue;
         if (recs[p].magic != REC_MAGIC)
-            KCCL_FAIL(INIT, KCCL_ERR_PROTOCOL, "rank %d: bad transport record from rank %d", me,
-                      p);
+            KCCL_FAIL(INIT, KCCL_ERR_PROTOCOL, "rank %d: bad transport record from rank %d", me, p);
         int same = strcmp(comm->host_ids[p], comm->host_ids[me]) == 0;
         int t = pick_transport(recs[me].mask & recs[p].mask, same, forced);
         if (t < 0)
             KCCL_FAIL(INIT, KCCL_ERR_UNSUPPORTED,
                       "rank %d: no transport reaches rank %d (KCCL_TRANSPORT=%s; this rank has "
                       "mask 0x%x, the peer 0x%x; %s node): %s",
-                      me, p, kccl_tp_config_str(KCCL_TPCFG_TRANSPORT), recs[me].mask,
-                      recs[p].mask, same ? "same" : "other",
-                      forced >= 0 ? why[forced] : "no common transport");
+                      me, p, kccl_tp_config_str(KCCL_TPCFG_TRANSPORT), recs[me].mask, recs[p].mask,
+                      same ? "same" : "other", forced >= 0 ? why[forced] : "no common transport");
         ts->links[p].ops = kccl_tp_ops((kccl_tp_id_t)t);
         ntcp += t == KCCL_TP_TCP;
         /* Every rank sees every pair, so all agree on whether a second round is needed. */
@@ -207,12 +203,12 @@ static kccl_status_t connect_links(kccl_transport_state_t *ts, const rank_rec_t 
         struct kccl_link *l = &ts->links[p];
         if (l->ops == NULL)
             continue;
-        uint8_t *mine = need_pairs ? pairs + (size_t)me * row + (size_t)p * KCCL_TP_PAIR_BYTES
-                                   : scratch;
+        uint8_t *mine =
+            need_pairs ? pairs + (size_t)me * row + (size_t)p * KCCL_TP_PAIR_BYTES : scratch;
         memset(mine, 0, KCCL_TP_PAIR_BYTES);
-        KCCL_CHECK_GOTO(l->ops->ep_create(ts->ctx[l->ops->id], p, recs[p].info[l->ops->id],
-                                          &l->ep, mine),
-                        st, out);
+        KCCL_CHECK_GOTO(
+            l->ops->ep_create(ts->ctx[l->ops->id], p, recs[p].info[l->ops->id], &l->ep, mine), st,
+            out);
     }
     if (need_pairs)
         KCCL_CHECK_GOTO(kccl_bootstrap_all_gather(ts->comm->bs, pairs, row), st, out);
@@ -243,8 +239,8 @@ static void fill_env(kccl_transport_state_t *ts, kccl_comm_t comm, const kccl_bo
     ts->env.nranks = comm->size;
     ts->env.reg = &ts->reg;
     ts->env.timeout_ms = o ? o->timeout_ms : 0;
-    if (ts->env.timeout_ms <= 0 && kccl_config_millis(KCCL_CFG_BOOTSTRAP_TIMEOUT,
-                                                      &ts->env.timeout_ms) != KCCL_OK)
+    if (ts->env.timeout_ms <= 0 &&
+        kccl_config_millis(KCCL_CFG_BOOTSTRAP_TIMEOUT, &ts->env.timeout_ms) != KCCL_OK)
         ts->env.timeout_ms = 30000;
     ts->env.device = -1;
     const kccl_gpu_ops_t *gpu = kccl_gpu();

@@ -30,12 +30,7 @@
 #include "kccl/kccl_channel.h"
 #include "memory/mem.h"
 
-typedef enum {
-    KCCL_TP_TCP = 0,
-    KCCL_TP_CUDA_IPC = 1,
-    KCCL_TP_IB = 2,
-    KCCL_TP_COUNT
-} kccl_tp_id_t;
+typedef enum { KCCL_TP_TCP = 0, KCCL_TP_CUDA_IPC = 1, KCCL_TP_IB = 2, KCCL_TP_COUNT } kccl_tp_id_t;
 
 #define KCCL_TP_INFO_BYTES 96 /* per-rank record */
 #define KCCL_TP_PAIR_BYTES 48 /* per-pair record */
@@ -47,9 +42,9 @@ typedef struct kccl_tp_ep kccl_tp_ep_t;   /* one per link */
 typedef struct kccl_tp_env {
     int rank, nranks;
     int64_t timeout_ms;
-    char bind_ip[64];  /* this rank's bootstrap address (no port) */
-    int device;        /* this rank's CUDA device, or -1 */
-    uint64_t group;    /* the same random value on every rank of the group */
+    char bind_ip[64]; /* this rank's bootstrap address (no port) */
+    int device;       /* this rank's CUDA device, or -1 */
+    uint64_t group;   /* the same random value on every rank of the group */
     kccl_memreg_t *reg;
     kccl_comm_t comm;
 } kccl_tp_env_t;
@@ -57,8 +52,8 @@ typedef struct kccl_tp_env {
 typedef struct kccl_tp_ops {
     const char *name;
     kccl_tp_id_t id;
-    unsigned caps;  /* KCCL_LINK_CAP_* */
-    int pair_info;  /* needs per-pair records (step 4) */
+    unsigned caps; /* KCCL_LINK_CAP_* */
+    int pair_info; /* needs per-pair records (step 4) */
     /* Usable here? KCCL_ERR_UNSUPPORTED with why filled means "no, and that's fine". */
     kccl_status_t (*ctx_create)(const kccl_tp_env_t *env, kccl_tp_ctx_t **out, char *why,
                                 size_t whylen);

@@ -29,7 +29,7 @@
     do {                                                                                           \
         cudaError_t e_ = (call);                                                                   \
         if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "[rank %d] %s:%d: %s: %s\n", gh_rank, __FILE__, __LINE__, #call,      \
+            fprintf(stderr, "[rank %d] %s:%d: %s: %s\n", gh_rank, __FILE__, __LINE__, #call,       \
                     cudaGetErrorString(e_));                                                       \
             return 1;                                                                              \
         }                                                                                          \
@@ -39,8 +39,8 @@
     do {                                                                                           \
         kccl_status_t s_ = (call);                                                                 \
         if (s_ != KCCL_OK) {                                                                       \
-            fprintf(stderr, "[rank %d] %s:%d: %s -> %s: %s\n", gh_rank, __FILE__, __LINE__,       \
-                    #call, kccl_status_name(s_), kccl_last_error());                               \
+            fprintf(stderr, "[rank %d] %s:%d: %s -> %s: %s\n", gh_rank, __FILE__, __LINE__, #call, \
+                    kccl_status_name(s_), kccl_last_error());                                      \
             return 1;                                                                              \
         }                                                                                          \
     } while (0)
@@ -48,7 +48,7 @@
 #define GH_CHECK(cond, ...)                                                                        \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "[rank %d] %s:%d: check failed: ", gh_rank, __FILE__, __LINE__);     \
+            fprintf(stderr, "[rank %d] %s:%d: check failed: ", gh_rank, __FILE__, __LINE__);       \
             fprintf(stderr, __VA_ARGS__);                                                          \
             fprintf(stderr, "\n");                                                                 \
             return 1;                                                                              \

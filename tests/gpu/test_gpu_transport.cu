@@ -92,8 +92,8 @@ static int check_slices(const void *dbuf, int rank, int n, int round, const char
         gh_fill(want.data(), SLICE, (uint64_t)p * 977 + (uint64_t)round);
         const unsigned char *g = got.data() + (size_t)p * SLICE;
         for (size_t i = 0; i < SLICE; i++)
-            GH_CHECK(g[i] == want[i], "%s: byte %zu of rank %d's slice: got %u want %u", what,
-                     i, p, g[i], want[i]);
+            GH_CHECK(g[i] == want[i], "%s: byte %zu of rank %d's slice: got %u want %u", what, i, p,
+                     g[i], want[i]);
     }
     return 0;
 }
@@ -200,8 +200,8 @@ static int memory_channels(bufs_t *b, int round, const char *what)
     for (auto ch : chs)
         kccl_memory_channel_destroy(ch);
     cudaFree(d);
-    printf("[rank %d] PASS memory channel put/signal/wait/get (%s), %d peers x %u bytes\n",
-           rank, what, nch, SLICE);
+    printf("[rank %d] PASS memory channel put/signal/wait/get (%s), %d peers x %u bytes\n", rank,
+           what, nch, SLICE);
     return 0;
 }
 
@@ -240,8 +240,8 @@ static int port_channels(bufs_t *b, int round)
     cudaFree(d);
     cudaStreamDestroy(s1);
     cudaStreamDestroy(s2);
-    printf("[rank %d] PASS port channel put/signal/flush/wait through the proxy, %d peers\n",
-           rank, nch);
+    printf("[rank %d] PASS port channel put/signal/flush/wait through the proxy, %d peers\n", rank,
+           nch);
     return 0;
 }
 
@@ -318,6 +318,8 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = gh_run(n, 300, rank_main_tcp, NULL);
     printf("test_gpu_transport %d ranks: %s\n", n,
-           rc == 0 ? "PASSED" : rc == GH_SKIP ? "SKIPPED" : "FAILED");
+           rc == 0         ? "PASSED"
+           : rc == GH_SKIP ? "SKIPPED"
+                           : "FAILED");
     return rc;
 }

@@ -61,19 +61,17 @@ KCCL_DEVICE void kccl_copy(void *dst, const void *src, uint64_t bytes, uint32_t 
 /* ------------------------------------------------------- memory channel */
 
 /* local + src_off -> remote + dst_off, by threads [tid, nthreads). */
-KCCL_DEVICE void kccl_mc_put(const kccl_memory_channel_dev_t *c, uint64_t dst_off,
-                             uint64_t src_off, uint64_t bytes, uint32_t tid, uint32_t nthreads)
+KCCL_DEVICE void kccl_mc_put(const kccl_memory_channel_dev_t *c, uint64_t dst_off, uint64_t src_off,
+                             uint64_t bytes, uint32_t tid, uint32_t nthreads)
 {
-    kccl_copy((char *)c->remote + dst_off, (const char *)c->local + src_off, bytes, tid,
-              nthreads);
+    kccl_copy((char *)c->remote + dst_off, (const char *)c->local + src_off, bytes, tid, nthreads);
 }
 
 /* remote + src_off -> local + dst_off. */
-KCCL_DEVICE void kccl_mc_get(const kccl_memory_channel_dev_t *c, uint64_t dst_off,
-                             uint64_t src_off, uint64_t bytes, uint32_t tid, uint32_t nthreads)
+KCCL_DEVICE void kccl_mc_get(const kccl_memory_channel_dev_t *c, uint64_t dst_off, uint64_t src_off,
+                             uint64_t bytes, uint32_t tid, uint32_t nthreads)
 {
-    kccl_copy((char *)c->local + dst_off, (const char *)c->remote + src_off, bytes, tid,
-              nthreads);
+    kccl_copy((char *)c->local + dst_off, (const char *)c->remote + src_off, bytes, tid, nthreads);
 }
 
 /* One thread: publish (system-scope release) and bump the peer's counter. */
@@ -108,8 +106,8 @@ KCCL_DEVICE void kccl_mc_wait_block(const kccl_memory_channel_dev_t *c)
 
 /* --------------------------------------------------------- port channel */
 
-KCCL_DEVICE uint64_t kccl_pc_push(const kccl_port_channel_dev_t *c, uint32_t type,
-                                  uint64_t dst_off, uint64_t src_off, uint32_t bytes)
+KCCL_DEVICE uint64_t kccl_pc_push(const kccl_port_channel_dev_t *c, uint32_t type, uint64_t dst_off,
+                                  uint64_t src_off, uint32_t bytes)
 {
     return kccl_fifo_push(&c->fifo, kccl_trigger_encode(type, c->channel, dst_off, src_off, bytes));
 }

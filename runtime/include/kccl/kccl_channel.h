@@ -44,9 +44,9 @@ extern "C" {
 
 typedef struct kccl_link *kccl_link_t;
 
-#define KCCL_LINK_CAP_HOST_MEM (1u << 0)   /* puts from/to host memory */
+#define KCCL_LINK_CAP_HOST_MEM   (1u << 0) /* puts from/to host memory */
 #define KCCL_LINK_CAP_DEVICE_MEM (1u << 1) /* puts from/to device memory */
-#define KCCL_LINK_CAP_PEER_MAP (1u << 2)   /* peer memory mapped here (memory channels) */
+#define KCCL_LINK_CAP_PEER_MAP   (1u << 2) /* peer memory mapped here (memory channels) */
 
 /* The link to peer (NULL for this rank itself or a bad rank). Owned by comm. */
 kccl_link_t kccl_comm_link(kccl_comm_t comm, int peer);
@@ -98,11 +98,10 @@ typedef struct kccl_port_channel *kccl_port_channel_t;
 /* Pairwise. Puts copy src (this rank's) into dst (the peer's); signals bump
  * the peer's inbound counter (device memory when the peer has a GPU, host
  * memory otherwise). Starts this rank's proxy thread on first use. */
-kccl_status_t kccl_port_channel_create(kccl_comm_t comm, int peer, kccl_mem_t src,
-                                       kccl_rmem_t dst, kccl_port_channel_t *out);
+kccl_status_t kccl_port_channel_create(kccl_comm_t comm, int peer, kccl_mem_t src, kccl_rmem_t dst,
+                                       kccl_port_channel_t *out);
 /* The device view: triggers go to the GPU FIFO (needs CUDA). */
-kccl_status_t kccl_port_channel_device_handle(kccl_port_channel_t ch,
-                                              kccl_port_channel_dev_t *out);
+kccl_status_t kccl_port_channel_device_handle(kccl_port_channel_t ch, kccl_port_channel_dev_t *out);
 /* Host producers: push one trigger into the proxy's host FIFO. */
 kccl_status_t kccl_port_channel_put(kccl_port_channel_t ch, uint64_t dst_off, uint64_t src_off,
                                     uint64_t bytes);

@@ -42,11 +42,11 @@
 extern "C" {
 #endif
 
-#define KCCL_TRIGGER_PUT 1u
+#define KCCL_TRIGGER_PUT    1u
 #define KCCL_TRIGGER_SIGNAL 2u
-#define KCCL_TRIGGER_FLUSH 4u
+#define KCCL_TRIGGER_FLUSH  4u
 
-#define KCCL_TRIGGER_MAX_OFFSET ((1ull << 38) - 1)
+#define KCCL_TRIGGER_MAX_OFFSET  ((1ull << 38) - 1)
 #define KCCL_TRIGGER_MAX_CHANNEL 32767u
 
 typedef struct kccl_trigger {
@@ -106,8 +106,8 @@ typedef struct kccl_sem_dev {
 
 /* Memory channel: direct loads/stores into the peer's buffer over NVLink/PCIe. */
 typedef struct kccl_memory_channel_dev {
-    void *local;       /* this rank's buffer (source of puts, destination of gets) */
-    void *remote;      /* the peer's buffer, mapped here */
+    void *local;  /* this rank's buffer (source of puts, destination of gets) */
+    void *remote; /* the peer's buffer, mapped here */
     uint64_t local_bytes, remote_bytes;
     kccl_sem_dev_t sem;
 } kccl_memory_channel_dev_t;

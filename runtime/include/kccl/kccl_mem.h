@@ -59,8 +59,7 @@ kccl_status_t kccl_mem_register(kccl_comm_t comm, void *ptr, size_t bytes, kccl_
 /* Allocates and registers: host memory is page-aligned (and page-locked when
  * CUDA is present); device memory comes from cuMemCreate with POSIX fd export
  * on the current device. Freed by kccl_mem_deregister. Zero-filled. */
-kccl_status_t kccl_mem_alloc(kccl_comm_t comm, size_t bytes, kccl_mem_kind_t kind,
-                             kccl_mem_t *out);
+kccl_status_t kccl_mem_alloc(kccl_comm_t comm, size_t bytes, kccl_mem_kind_t kind, kccl_mem_t *out);
 
 void *kccl_mem_ptr(kccl_mem_t mem);
 size_t kccl_mem_size(kccl_mem_t mem);
@@ -72,8 +71,7 @@ kccl_status_t kccl_mem_get_handle(kccl_mem_t mem, kccl_mem_handle_t *out);
 /* Imports a handle received from its owner `peer` (strictly validated).
  * For fd-exported device memory the owner must be inside kccl_mem_send /
  * kccl_mem_exchange for the same memory at the same time. */
-kccl_status_t kccl_rmem_import(kccl_comm_t comm, const kccl_mem_handle_t *handle,
-                               kccl_rmem_t *out);
+kccl_status_t kccl_rmem_import(kccl_comm_t comm, const kccl_mem_handle_t *handle, kccl_rmem_t *out);
 
 /* Pairwise: send mem's handle to peer / receive peer's next handle.
  * Both ranks of a pair call them in the same order. */

@@ -77,7 +77,7 @@ static kccl_status_t ep_fail(ipc_ep_t *ep, kccl_status_t st, const char *what, c
     do {                                                                                           \
         cudaError_t e_ = (call);                                                                   \
         if (e_ != cudaSuccess)                                                                     \
-            return ep_fail((ep), KCCL_ERR_CUDA, (what), e_);                                      \
+            return ep_fail((ep), KCCL_ERR_CUDA, (what), e_);                                       \
     } while (0)
 
 /* ------------------------------------------------------------ contexts */
@@ -160,16 +160,19 @@ static kccl_status_t ipc_ep_connect(kccl_tp_ep_t *ep, const uint8_t pair[KCCL_TP
         return KCCL_OK; /* same GPU (or unknown): nothing to enable */
     if (cudaDeviceGetByPCIBusId(&pdev, ep->peer_bus) != cudaSuccess) {
         (void)cudaGetLastError();
-        kccl_log_debug(IPC, "rank %d: rank %d's GPU %s is not visible here; peer access is "
-                       "enabled lazily by the IPC open", c->env.rank, ep->peer, ep->peer_bus);
+        kccl_log_debug(IPC,
+                       "rank %d: rank %d's GPU %s is not visible here; peer access is "
+                       "enabled lazily by the IPC open",
+                       c->env.rank, ep->peer, ep->peer_bus);
         return KCCL_OK;
     }
     if (cudaSetDevice(c->device) != cudaSuccess ||
         cudaDeviceCanAccessPeer(&can, c->device, pdev) != cudaSuccess || !can) {
         (void)cudaGetLastError();
-        kccl_log_warn(IPC, "rank %d: GPU %s cannot access rank %d's GPU %s directly; copies "
-                      "go through the driver and memory channels will fail", c->env.rank,
-                      c->bus, ep->peer, ep->peer_bus);
+        kccl_log_warn(IPC,
+                      "rank %d: GPU %s cannot access rank %d's GPU %s directly; copies "
+                      "go through the driver and memory channels will fail",
+                      c->env.rank, c->bus, ep->peer, ep->peer_bus);
         return KCCL_OK;
     }
     cudaError_t e = cudaDeviceEnablePeerAccess(pdev, 0);
@@ -201,8 +204,10 @@ static kccl_status_t ipc_mem_register(kccl_tp_ctx_t *c, struct kccl_mem *mem)
     cudaError_t e = cudaIpcGetMemHandle(&h, (void *)base);
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
-        kccl_log_debug(IPC, "rank %d: %p cannot be shared through CUDA IPC (%s); same-node peers "
-                       "will not map it", c->env.rank, mem->ptr, cudaGetErrorString(e));
+        kccl_log_debug(IPC,
+                       "rank %d: %p cannot be shared through CUDA IPC (%s); same-node peers "
+                       "will not map it",
+                       c->env.rank, mem->ptr, cudaGetErrorString(e));
         return KCCL_OK;
     }
     memcpy(mem->ipc, &h, sizeof(h) < KCCL_MEM_IPC_BYTES ? sizeof(h) : KCCL_MEM_IPC_BYTES);
@@ -232,8 +237,8 @@ static kccl_status_t open_legacy(ipc_ctx_t *c, int peer, const uint8_t *handle, 
     import_t *i = calloc(1, sizeof(*i));
     cudaIpcMemHandle_t h;
     memcpy(&h, handle, sizeof(h));
-    cudaError_t e = i ? (cudaSetDevice(c->device), cudaIpcOpenMemHandle(&i->base, h,
-                                                         cudaIpcMemLazyEnablePeerAccess))
+    cudaError_t e = i ? (cudaSetDevice(c->device),
+                         cudaIpcOpenMemHandle(&i->base, h, cudaIpcMemLazyEnablePeerAccess))
                       : cudaErrorMemoryAllocation;
     if (e != cudaSuccess) {
         pthread_mutex_unlock(&c->lock);
@@ -319,8 +324,9 @@ static kccl_status_t ep_ready(ipc_ep_t *ep)
         EP_CUDA(ep, cudaStreamCreateWithFlags(&ep->stream, cudaStreamNonBlocking),
                 "cudaStreamCreate");
     if (ep->sig_slots == NULL)
-        EP_CUDA(ep, cudaHostAlloc((void **)&ep->sig_slots, SIG_SLOTS * sizeof(uint64_t),
-                                  cudaHostAllocPortable),
+        EP_CUDA(ep,
+                cudaHostAlloc((void **)&ep->sig_slots, SIG_SLOTS * sizeof(uint64_t),
+                              cudaHostAllocPortable),
                 "cudaHostAlloc");
     return KCCL_OK;
 }
@@ -336,9 +342,9 @@ static kccl_status_t ipc_put(kccl_tp_ep_t *ep, struct kccl_rmem *dst, uint64_t d
     pthread_mutex_lock(&ep->lock);
     kccl_status_t st = ep_ready(ep);
     if (st == KCCL_OK) {
-        cudaError_t e = cudaMemcpyAsync((char *)dst->mapped + dst_off,
-                                        (const char *)src->ptr + src_off, len, cudaMemcpyDefault,
-                                        ep->stream);
+        cudaError_t e =
+            cudaMemcpyAsync((char *)dst->mapped + dst_off, (const char *)src->ptr + src_off, len,
+                            cudaMemcpyDefault, ep->stream);
         pthread_mutex_unlock(&ep->lock);
         return e == cudaSuccess ? KCCL_OK : ep_fail(ep, KCCL_ERR_CUDA, "cudaMemcpyAsync (put)", e);
     }

@@ -95,8 +95,12 @@ kccl_status_t kccl_ipc_sock_send_fd(kccl_ipc_sock_t *s, int peer, uint64_t token
         char buf[CMSG_SPACE(sizeof(int))];
     } ctl;
     memset(&ctl, 0, sizeof(ctl));
-    struct msghdr mh = {.msg_name = &a, .msg_namelen = alen, .msg_iov = &iov, .msg_iovlen = 1,
-                        .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+    struct msghdr mh = {.msg_name = &a,
+                        .msg_namelen = alen,
+                        .msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = ctl.buf,
+                        .msg_controllen = sizeof(ctl.buf)};
     struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
@@ -127,7 +131,9 @@ static int read_one(kccl_ipc_sock_t *s)
         struct cmsghdr h;
         char buf[CMSG_SPACE(sizeof(int) * 4)];
     } ctl;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = ctl.buf,
                         .msg_controllen = sizeof(ctl.buf)};
     ssize_t r = recvmsg(s->fd, &mh, MSG_CMSG_CLOEXEC);
     if (r < 0)
@@ -147,8 +153,7 @@ static int read_one(kccl_ipc_sock_t *s)
         }
     if (r != (ssize_t)sizeof(m) || m.magic != IPC_MAGIC || m.group != s->group || fd < 0 ||
         (mh.msg_flags & MSG_CTRUNC)) {
-        kccl_log_warn(IPC, "rank %d: dropped a malformed or foreign fd-passing datagram",
-                      s->rank);
+        kccl_log_warn(IPC, "rank %d: dropped a malformed or foreign fd-passing datagram", s->rank);
         if (fd >= 0)
             close(fd);
         return 1;
@@ -185,8 +190,7 @@ kccl_status_t kccl_ipc_sock_recv_fd(kccl_ipc_sock_t *s, int from, uint64_t token
             KCCL_FAIL(IPC, KCCL_ERR_TIMED_OUT,
                       "rank %d: no memory fd from rank %d by the deadline (is it on this node, "
                       "and does it share %s?)",
-                      s->rank, from,
-                      s->dir[0] ? "KCCL_IPC_SOCKET_DIR" : "this network namespace");
+                      s->rank, from, s->dir[0] ? "KCCL_IPC_SOCKET_DIR" : "this network namespace");
         struct pollfd p = {.fd = s->fd, .events = POLLIN};
         poll(&p, 1, (int)(left > 100 ? 100 : left));
     }

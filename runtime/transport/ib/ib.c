@@ -3,6 +3,8 @@
  * through dma-buf or nvidia-peermem), RDMA writes, atomic or immediate-data
  * signals, completion polling and flush. Not yet run on real HCAs (ib.h).
  */
+#include "transport/ib/ib.h"
+
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,7 +14,6 @@
 
 #include "core/error.h"
 #include "memory/gpu.h"
-#include "transport/ib/ib.h"
 
 #define MR_ACCESS                                                                                  \
     (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |                   \
@@ -90,8 +91,10 @@ kccl_status_t kccl_ib_mem_register(kccl_tp_ctx_t *c, struct kccl_mem *mem)
                       "(KCCL_IB_GDR=%s; dma-buf needs rdma-core >= 34 and a dma-buf capable "
                       "driver; otherwise load nvidia-peermem%s)",
                       c->env.rank, (unsigned long long)mem->len, c->dev_name,
-                      c->gdr == 0 ? "off" : c->gdr == 2 ? "dmabuf" : c->gdr == 3 ? "peermem"
-                                                                                 : "auto",
+                      c->gdr == 0   ? "off"
+                      : c->gdr == 2 ? "dmabuf"
+                      : c->gdr == 3 ? "peermem"
+                                    : "auto",
                       c->v->peermem_loaded() ? ", which is loaded" : ", which is not loaded");
         KCCL_FAIL(IB, KCCL_ERR_IB,
                   "rank %d: ibv_reg_mr of %llu bytes on %s failed: check RLIMIT_MEMLOCK "
@@ -258,8 +261,8 @@ kccl_status_t kccl_ib_signal(kccl_tp_ep_t *ep, struct kccl_rmem *dst, uint64_t o
         return post(ep, &wr, "write with immediate");
     }
     /* Fetch-and-add after the writes before it (the fence orders it behind them). */
-    struct ibv_sge sge = {.addr = (uint64_t)(uintptr_t)c->scratch, .length = 8,
-                          .lkey = c->scratch_mr->lkey};
+    struct ibv_sge sge = {
+        .addr = (uint64_t)(uintptr_t)c->scratch, .length = 8, .lkey = c->scratch_mr->lkey};
     wr.opcode = IBV_WR_ATOMIC_FETCH_AND_ADD;
     wr.send_flags = IBV_SEND_FENCE;
     wr.sg_list = &sge;

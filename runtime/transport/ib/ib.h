@@ -62,7 +62,7 @@ typedef struct kccl_tp_ctx {
     union ibv_gid gid;
     uint8_t mtu; /* enum ibv_mtu */
     int signal_imm;
-    int gdr; /* 0 off, 1 auto, 2 dmabuf only, 3 peermem only */
+    int gdr;           /* 0 off, 1 auto, 2 dmabuf only, 3 peermem only */
     uint64_t *scratch; /* atomics' fetched values land here */
     struct ibv_mr *scratch_mr;
     pthread_mutex_t cq_lock;
@@ -70,8 +70,8 @@ typedef struct kccl_tp_ctx {
 } ib_ctx_t;
 
 /* ib_setup.c */
-kccl_status_t kccl_ib_pick_gid(const kccl_ibv_t *v, struct ibv_context *dev, uint8_t port,
-                               int want, int *index, int *type, union ibv_gid *gid);
+kccl_status_t kccl_ib_pick_gid(const kccl_ibv_t *v, struct ibv_context *dev, uint8_t port, int want,
+                               int *index, int *type, union ibv_gid *gid);
 kccl_status_t kccl_ib_check_memlock(const kccl_ibv_t *v, int rank);
 
 /* ib.c */

@@ -17,8 +17,7 @@
 kccl_status_t kccl_ib_check_memlock(const kccl_ibv_t *v, int rank)
 {
     struct rlimit rl;
-    if (v->get_memlock(&rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
-        rl.rlim_cur >= IB_MIN_MEMLOCK)
+    if (v->get_memlock(&rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= IB_MIN_MEMLOCK)
         return KCCL_OK;
     KCCL_FAIL(IB, KCCL_ERR_IB,
               "rank %d: RLIMIT_MEMLOCK is %llu KiB, too small to register memory for RDMA; "
@@ -39,8 +38,8 @@ static int gid_score(const union ibv_gid *g, int type)
     return 1;
 }
 
-kccl_status_t kccl_ib_pick_gid(const kccl_ibv_t *v, struct ibv_context *dev, uint8_t port,
-                               int want, int *index, int *type, union ibv_gid *gid)
+kccl_status_t kccl_ib_pick_gid(const kccl_ibv_t *v, struct ibv_context *dev, uint8_t port, int want,
+                               int *index, int *type, union ibv_gid *gid)
 {
     struct ibv_port_attr pa;
     if (v->query_port(dev, port, &pa) != 0)
@@ -65,8 +64,10 @@ kccl_status_t kccl_ib_pick_gid(const kccl_ibv_t *v, struct ibv_context *dev, uin
         }
     }
     if (best < 0)
-        KCCL_FAIL(IB, KCCL_ERR_IB, "no usable GID on port %u (is an IP address configured on "
-                  "the RoCE interface?)", port);
+        KCCL_FAIL(IB, KCCL_ERR_IB,
+                  "no usable GID on port %u (is an IP address configured on "
+                  "the RoCE interface?)",
+                  port);
     *index = best;
     *type = v->gid_type(dev, port, best);
     return v->query_gid(dev, port, best, gid) == 0 ? KCCL_OK : KCCL_ERR_IB;
@@ -117,8 +118,10 @@ static kccl_status_t open_port(ib_ctx_t *c, char *why, size_t whylen)
     if (c->dev != NULL)
         return KCCL_OK;
     if (want[0])
-        KCCL_FAIL(IB, KCCL_ERR_CONFIG, "rank %d: KCCL_IB_HCA=%s%s: no such device with an "
-                  "active port", c->env.rank, want, want_port > 0 ? " (and KCCL_IB_PORT)" : "");
+        KCCL_FAIL(IB, KCCL_ERR_CONFIG,
+                  "rank %d: KCCL_IB_HCA=%s%s: no such device with an "
+                  "active port",
+                  c->env.rank, want, want_port > 0 ? " (and KCCL_IB_PORT)" : "");
     snprintf(why, whylen, "no InfiniBand/RoCE port is active");
     return KCCL_ERR_UNSUPPORTED;
 }
@@ -157,8 +160,10 @@ static kccl_status_t ib_ctx_create(const kccl_tp_env_t *env, kccl_tp_ctx_t **out
     const char *sig = kccl_tp_config_str(KCCL_TPCFG_IB_SIGNAL);
     const char *gdr = kccl_tp_config_str(KCCL_TPCFG_IB_GDR);
     c->signal_imm = strcmp(sig, "imm") == 0;
-    c->gdr = strcmp(gdr, "off") == 0 ? 0 : strcmp(gdr, "dmabuf") == 0 ? 2
-           : strcmp(gdr, "peermem") == 0 ? 3 : 1;
+    c->gdr = strcmp(gdr, "off") == 0       ? 0
+             : strcmp(gdr, "dmabuf") == 0  ? 2
+             : strcmp(gdr, "peermem") == 0 ? 3
+                                           : 1;
     if (c->eps == NULL || c->scratch == NULL) {
         ib_ctx_destroy(c);
         KCCL_FAIL(IB, KCCL_ERR_NO_MEMORY, "out of memory for the ib transport");
@@ -178,17 +183,17 @@ static kccl_status_t ib_ctx_create(const kccl_tp_env_t *env, kccl_tp_ctx_t **out
     c->scratch_mr = c->cq ? v->reg_mr(c->pd, c->scratch, 64, IBV_ACCESS_LOCAL_WRITE) : NULL;
     if (c->scratch_mr == NULL) {
         kccl_error_set("rank %d: %s on %s failed", env->rank,
-                       c->pd == NULL ? "ibv_alloc_pd" : c->cq == NULL ? "ibv_create_cq"
-                                                                      : "ibv_reg_mr (scratch)",
+                       c->pd == NULL   ? "ibv_alloc_pd"
+                       : c->cq == NULL ? "ibv_create_cq"
+                                       : "ibv_reg_mr (scratch)",
                        c->dev_name);
         kccl_log_error(IB, "%s", kccl_last_error());
         st = KCCL_ERR_IB;
         goto err;
     }
-    kccl_log_info(IB, "rank %d: %s port %u, %s, gid %d (%s), signals by %s", env->rank,
-                  c->dev_name, c->port,
-                  c->link_layer == IBV_LINK_LAYER_ETHERNET ? "RoCE" : "InfiniBand", c->gid_index,
-                  c->gid_type == KCCL_GID_ROCE_V2 ? "RoCE v2" : "IB/RoCE v1",
+    kccl_log_info(IB, "rank %d: %s port %u, %s, gid %d (%s), signals by %s", env->rank, c->dev_name,
+                  c->port, c->link_layer == IBV_LINK_LAYER_ETHERNET ? "RoCE" : "InfiniBand",
+                  c->gid_index, c->gid_type == KCCL_GID_ROCE_V2 ? "RoCE v2" : "IB/RoCE v1",
                   c->signal_imm ? "write-with-immediate" : "atomic fetch-add");
     *out = c;
     return KCCL_OK;
@@ -234,8 +239,8 @@ static kccl_status_t ib_ep_create(kccl_tp_ctx_t *c, int peer,
     if (ep->qp == NULL) {
         pthread_mutex_destroy(&ep->lock);
         free(ep);
-        KCCL_FAIL(IB, KCCL_ERR_IB, "rank %d: ibv_create_qp for rank %d failed on %s",
-                  c->env.rank, peer, c->dev_name);
+        KCCL_FAIL(IB, KCCL_ERR_IB, "rank %d: ibv_create_qp for rank %d failed on %s", c->env.rank,
+                  peer, c->dev_name);
     }
     uint32_t rnd = 0;
     (void)kccl_random_bytes(&rnd, sizeof(rnd));
@@ -273,10 +278,10 @@ static kccl_status_t ib_ep_connect(kccl_tp_ep_t *ep, const uint8_t pair[KCCL_TP_
     memset(&a, 0, sizeof(a));
     a.qp_state = IBV_QPS_INIT;
     a.port_num = c->port;
-    a.qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
-                        IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC;
-    KCCL_CHECK(modify(ep, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-                                  IBV_QP_ACCESS_FLAGS, "INIT"));
+    a.qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
+                        IBV_ACCESS_REMOTE_ATOMIC;
+    KCCL_CHECK(modify(ep, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS,
+                      "INIT"));
     if (c->signal_imm)
         KCCL_CHECK(kccl_ib_post_recvs(ep, IB_RECV_WR));
     memset(&a, 0, sizeof(a));
@@ -295,9 +300,10 @@ static kccl_status_t ib_ep_connect(kccl_tp_ep_t *ep, const uint8_t pair[KCCL_TP_
         a.ah_attr.grh.sgid_index = (uint8_t)c->gid_index;
         a.ah_attr.grh.hop_limit = 255;
     }
-    KCCL_CHECK(modify(ep, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
-                                  IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC |
-                                  IBV_QP_MIN_RNR_TIMER, "RTR"));
+    KCCL_CHECK(modify(ep, &a,
+                      IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
+                          IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER,
+                      "RTR"));
     memset(&a, 0, sizeof(a));
     a.qp_state = IBV_QPS_RTS;
     a.timeout = 14;
@@ -305,8 +311,10 @@ static kccl_status_t ib_ep_connect(kccl_tp_ep_t *ep, const uint8_t pair[KCCL_TP_
     a.rnr_retry = 7;
     a.sq_psn = ep->psn;
     a.max_rd_atomic = 1;
-    return modify(ep, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
-                              IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC, "RTS");
+    return modify(ep, &a,
+                  IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
+                      IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC,
+                  "RTS");
 }
 
 static kccl_status_t ib_ctx_connect_wait(kccl_tp_ctx_t *c, int64_t deadline)

@@ -30,7 +30,7 @@
 
 #include "transport/transport.h"
 
-#define TCP_HDR_BYTES 32
+#define TCP_HDR_BYTES   32
 #define TCP_TOKEN_BYTES 16
 #define TCP_HELLO_BYTES 24
 
@@ -72,29 +72,29 @@ typedef struct kccl_tp_ep {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     tcp_op_t *q_head, *q_tail;
-    uint64_t posted; /* operations queued (lock) */
-    uint64_t acked;  /* operations the peer completed (lock) */
-    int waiters;     /* threads in flush (lock) */
-    tcp_op_t *cur;   /* progress thread: being written */
-    tcp_op_t ctl;    /* progress thread: ACK / BYE frame storage */
-    int ack_due;     /* progress thread: an ACK must go out */
-    int bye_due;     /* say BYE once the queue is empty (atomic) */
-    int bye_sending; /* progress thread: ctl holds the BYE */
+    uint64_t posted;        /* operations queued (lock) */
+    uint64_t acked;         /* operations the peer completed (lock) */
+    int waiters;            /* threads in flush (lock) */
+    tcp_op_t *cur;          /* progress thread: being written */
+    tcp_op_t ctl;           /* progress thread: ACK / BYE frame storage */
+    int ack_due;            /* progress thread: an ACK must go out */
+    int bye_due;            /* say BYE once the queue is empty (atomic) */
+    int bye_sending;        /* progress thread: ctl holds the BYE */
     int bye_sent, bye_rcvd; /* atomic */
-    uint8_t *tx_stage; /* page-locked staging for device sources */
+    uint8_t *tx_stage;      /* page-locked staging for device sources */
     uint64_t tx_stage_off, tx_stage_len;
     /* receive side (progress thread only) */
     uint8_t rx_hdr[TCP_HDR_BYTES];
     size_t rx_hdr_got;
-    uint8_t *rx_dst;    /* where the payload goes */
-    int rx_device;      /* >= 0: rx_dst is device memory (staged) */
-    uint64_t rx_left;   /* payload bytes still to read */
-    uint8_t *rx_stage;  /* staging for device destinations */
+    uint8_t *rx_dst;   /* where the payload goes */
+    int rx_device;     /* >= 0: rx_dst is device memory (staged) */
+    uint64_t rx_left;  /* payload bytes still to read */
+    uint8_t *rx_stage; /* staging for device destinations */
     uint64_t rx_stage_fill;
     uint64_t processed; /* operations received and carried out */
     uint32_t ev;        /* epoll events armed */
     /* failure (sticky) */
-    int err;            /* kccl_status_t, 0 = fine (atomic) */
+    int err; /* kccl_status_t, 0 = fine (atomic) */
     char why[200];
 } tcp_ep_t;
 
@@ -106,7 +106,7 @@ typedef struct kccl_tp_ctx {
     uint16_t port;
     uint8_t token[TCP_TOKEN_BYTES];
     int epfd;
-    int wake_fd; /* eventfd: work queued or stop */
+    int wake_fd;    /* eventfd: work queued or stop */
     tcp_ep_t **eps; /* [nranks] */
     uint64_t chunk; /* staging chunk bytes */
     pthread_t thread;

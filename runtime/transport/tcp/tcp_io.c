@@ -64,8 +64,8 @@ void kccl_tcp_ep_fail(tcp_ep_t *ep, kccl_status_t st, const char *fmt, ...)
     va_end(ap);
     pthread_mutex_lock(&ep->lock);
     if (ep->err == 0) {
-        snprintf(ep->why, sizeof(ep->why), "rank %d: tcp link to rank %d: %s",
-                 ep->ctx->env.rank, ep->peer, msg);
+        snprintf(ep->why, sizeof(ep->why), "rank %d: tcp link to rank %d: %s", ep->ctx->env.rank,
+                 ep->peer, msg);
         __atomic_store_n(&ep->err, (int)st, __ATOMIC_RELEASE);
         ep->state = TCP_EP_FAILED;
         /* Quiet when both sides are closing; loud when work was outstanding. */
@@ -326,9 +326,7 @@ static void on_header(tcp_ep_t *ep)
         }
         pthread_mutex_unlock(&ep->lock);
         return;
-    case TCP_OP_BYE:
-        __atomic_store_n(&ep->bye_rcvd, 1, __ATOMIC_RELEASE);
-        return;
+    case TCP_OP_BYE: __atomic_store_n(&ep->bye_rcvd, 1, __ATOMIC_RELEASE); return;
     case TCP_OP_PUT:
     case TCP_OP_SIGNAL: {
         uint64_t len = h[0] == TCP_OP_PUT ? val : 8;
@@ -337,9 +335,9 @@ static void on_header(tcp_ep_t *ep)
         if (st != KCCL_OK || (h[0] == TCP_OP_SIGNAL && off % 8 != 0)) {
             kccl_tcp_ep_fail(ep, KCCL_ERR_PROTOCOL,
                              "peer wrote %s registration %u (generation %u) at %llu+%llu: "
-                             "refused", st == KCCL_ERR_NOT_FOUND ? "an unknown" : "outside",
-                             get32(h + 4), get32(h + 8), (unsigned long long)off,
-                             (unsigned long long)len);
+                             "refused",
+                             st == KCCL_ERR_NOT_FOUND ? "an unknown" : "outside", get32(h + 4),
+                             get32(h + 8), (unsigned long long)off, (unsigned long long)len);
             return;
         }
         if (h[0] == TCP_OP_SIGNAL) {
@@ -358,8 +356,7 @@ static void on_header(tcp_ep_t *ep)
         }
         return;
     }
-    default:
-        kccl_tcp_ep_fail(ep, KCCL_ERR_PROTOCOL, "unknown frame type %u", h[0]);
+    default: kccl_tcp_ep_fail(ep, KCCL_ERR_PROTOCOL, "unknown frame type %u", h[0]);
     }
 }
 

@@ -225,8 +225,8 @@ static kccl_status_t tcp_ep_connect(kccl_tp_ep_t *ep, const uint8_t pair[KCCL_TP
     socklen_t sl = make_sockaddr(ep->peer_family, ep->peer_addr, ep->peer_port, &ss);
     ep->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (ep->fd < 0)
-        KCCL_FAIL(NET, KCCL_ERR_SYSTEM, "rank %d: socket for rank %d: %s", c->env.rank,
-                  ep->peer, strerror(errno));
+        KCCL_FAIL(NET, KCCL_ERR_SYSTEM, "rank %d: socket for rank %d: %s", c->env.rank, ep->peer,
+                  strerror(errno));
     tune_socket(ep->fd);
     if (connect(ep->fd, (struct sockaddr *)&ss, sl) != 0 && errno != EINPROGRESS)
         KCCL_FAIL(NET, KCCL_ERR_REMOTE, "rank %d: tcp connect to rank %d: %s", c->env.rank,
@@ -254,8 +254,8 @@ static kccl_status_t on_connected(tcp_ep_t *ep)
     if (getsockopt(ep->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
         err = errno;
     if (err != 0)
-        KCCL_FAIL(NET, KCCL_ERR_REMOTE, "rank %d: tcp connect to rank %d: %s",
-                  ep->ctx->env.rank, ep->peer, strerror(err));
+        KCCL_FAIL(NET, KCCL_ERR_REMOTE, "rank %d: tcp connect to rank %d: %s", ep->ctx->env.rank,
+                  ep->peer, strerror(err));
     uint8_t hello[TCP_HELLO_BYTES];
     put32le(hello, HELLO_MAGIC);
     put32le(hello + 4, (uint32_t)ep->ctx->env.rank);
@@ -282,8 +282,8 @@ static kccl_status_t on_reply(tcp_ep_t *ep, int *ready)
     if (ep->hs_got < 8)
         return KCCL_OK;
     if (get32le(ep->hs) != REPLY_MAGIC || get32le(ep->hs + 4) != (uint32_t)ep->peer)
-        KCCL_FAIL(NET, KCCL_ERR_PROTOCOL, "rank %d: bad tcp reply from rank %d",
-                  ep->ctx->env.rank, ep->peer);
+        KCCL_FAIL(NET, KCCL_ERR_PROTOCOL, "rank %d: bad tcp reply from rank %d", ep->ctx->env.rank,
+                  ep->peer);
     ep->state = TCP_EP_READY;
     *ready = 1;
     return KCCL_OK;
@@ -326,8 +326,7 @@ static kccl_status_t on_hello(tcp_ctx_t *c, pending_t **list, pending_t *p, int 
     uint32_t from = get32le(p->buf + 4);
     tcp_ep_t *ep = from < (uint32_t)c->env.nranks ? c->eps[from] : NULL;
     if (get32le(p->buf) != HELLO_MAGIC || ep == NULL || ep->connector ||
-        ep->state != TCP_EP_ACCEPTING ||
-        !kccl_auth_equal(p->buf + 8, c->token, TCP_TOKEN_BYTES)) {
+        ep->state != TCP_EP_ACCEPTING || !kccl_auth_equal(p->buf + 8, c->token, TCP_TOKEN_BYTES)) {
         drop_pending(c, list, p, "bad hello (wrong group, rank or token)");
         return KCCL_OK;
     }

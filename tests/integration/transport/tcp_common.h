@@ -34,8 +34,14 @@ static inline void tt_group_init(tt_group_t *g, int nranks)
 /* Runs fn in nranks procs and asserts they all passed. */
 static inline void tt_run(tt_group_t *g, const char *name, mp_fn fn, int64_t deadline_ms)
 {
-    mp_opts_t mo = {.name = name, .nprocs = g->nranks, .deadline_ms = deadline_ms, .fn = fn,
-                    .arg = g, .ids = &g->id, .nids = 1, .root_proc = 0,
+    mp_opts_t mo = {.name = name,
+                    .nprocs = g->nranks,
+                    .deadline_ms = deadline_ms,
+                    .fn = fn,
+                    .arg = g,
+                    .ids = &g->id,
+                    .nids = 1,
+                    .root_proc = 0,
                     .log_level = g->log_level};
     mp_t *mp = mp_start(&mo);
     mp_wait_all(mp);

@@ -15,9 +15,9 @@
 #include "tcp_common.h"
 
 #define PC_THREADS 4
-#define PC_SLICES 64
-#define PC_SLICE 4099
-#define PC_BYTES ((size_t)PC_THREADS * PC_SLICES * PC_SLICE)
+#define PC_SLICES  64
+#define PC_SLICE   4099
+#define PC_BYTES   ((size_t)PC_THREADS * PC_SLICES * PC_SLICE)
 
 typedef struct {
     kccl_port_channel_t ch;
@@ -144,8 +144,8 @@ static int pc_gpu_proc(mp_t *mp, int r, void *arg)
         while (slot - __atomic_load_n(dh.fifo.tail, __ATOMIC_ACQUIRE) >= dh.fifo.size)
             ;
         uint32_t type = KCCL_TRIGGER_PUT | (i == 15 ? KCCL_TRIGGER_SIGNAL | KCCL_TRIGGER_FLUSH : 0);
-        kccl_trigger_t t = kccl_trigger_encode(type, dh.channel, (uint64_t)i * 4096,
-                                               (uint64_t)i * 4096, 4096);
+        kccl_trigger_t t =
+            kccl_trigger_encode(type, dh.channel, (uint64_t)i * 4096, (uint64_t)i * 4096, 4096);
         kccl_trigger_t *s = &dh.fifo.slots[slot & (dh.fifo.size - 1)];
         __atomic_store_n(&s->w0, t.w0, __ATOMIC_RELAXED);
         __atomic_store_n(&s->w1, t.w1, __ATOMIC_RELEASE);

@@ -154,11 +154,12 @@ static int device_proc(mp_t *mp, int r, void *arg)
     char host[64];
     kccl_mem_t bad;
     MP_CHECK(kccl_mem_register(x.comm, host, sizeof(host), KCCL_MEM_DEVICE, &bad) ==
-                 KCCL_ERR_INVALID_ARG, "host memory passed as device memory");
+                 KCCL_ERR_INVALID_ARG,
+             "host memory passed as device memory");
     if (ring_rounds(&x))
         return 1;
-    MP_CHECK(__atomic_load_n(&fake_gpu.copies, __ATOMIC_RELAXED) > 100,
-             "only %ld staging copies", fake_gpu.copies);
+    MP_CHECK(__atomic_load_n(&fake_gpu.copies, __ATOMIC_RELAXED) > 100, "only %ld staging copies",
+             fake_gpu.copies);
     kccl_mem_deregister(extra);
     fake_dev_free(d, 0);
     ring_close(&x);
@@ -196,7 +197,8 @@ static int sem_proc(mp_t *mp, int r, void *arg)
         MP_CHECK_OK(kccl_host_sem_signal(s));
     for (int i = 0; i < 1000; i++)
         MP_CHECK_OK(kccl_host_sem_wait(s, -1));
-    MP_CHECK(kccl_host_sem_value(s) == 1500, "value %llu", (unsigned long long)kccl_host_sem_value(s));
+    MP_CHECK(kccl_host_sem_value(s) == 1500, "value %llu",
+             (unsigned long long)kccl_host_sem_value(s));
     /* Nothing more will come: a short wait times out, naming the peer. */
     int64_t t0 = mp_now_ms();
     MP_CHECK(kccl_host_sem_wait(s, 200) == KCCL_ERR_TIMED_OUT, "wait should time out");
@@ -240,11 +242,11 @@ static int refuse_proc(mp_t *mp, int r, void *arg)
     h.internal[40] ^= 1;
     MP_CHECK(kccl_rmem_import(comm, &h, &rm) == KCCL_ERR_PROTOCOL, "damaged handle");
     MP_CHECK(kccl_comm_link(comm, r) == NULL && kccl_comm_link(comm, 2) == NULL, "bad links");
-    MP_CHECK(kccl_memory_channel_create(comm, 1 - r, m, peers[1 - r], NULL) ==
-                 KCCL_ERR_INVALID_ARG, "memory channel without output");
+    MP_CHECK(kccl_memory_channel_create(comm, 1 - r, m, peers[1 - r], NULL) == KCCL_ERR_INVALID_ARG,
+             "memory channel without output");
     kccl_memory_channel_t mc;
-    MP_CHECK(kccl_memory_channel_create(comm, 1 - r, m, peers[1 - r], &mc) ==
-                 KCCL_ERR_UNSUPPORTED, "memory channel over tcp");
+    MP_CHECK(kccl_memory_channel_create(comm, 1 - r, m, peers[1 - r], &mc) == KCCL_ERR_UNSUPPORTED,
+             "memory channel over tcp");
     MP_CHECK_OK(kccl_link_flush(l, -1));
     MP_CHECK_OK(kccl_bootstrap_barrier(kccl_comm_bootstrap(comm)));
     kccl_rmem_release(peers[1 - r]);

@@ -10,7 +10,7 @@
 #include "tcp_common.h"
 
 #define LONG_TIMEOUT_MS 20000
-#define DETECT_MS 5000
+#define DETECT_MS       5000
 
 enum { CASE_SEM, CASE_STREAM, CASE_PORT };
 
@@ -22,8 +22,8 @@ typedef struct {
 static int check_failure(kccl_status_t st, int64_t t0)
 {
     int64_t took = mp_now_ms() - t0;
-    MP_CHECK(st == KCCL_ERR_REMOTE, "expected KCCL_ERR_REMOTE, got %s (%s)",
-             kccl_status_name(st), kccl_last_error());
+    MP_CHECK(st == KCCL_ERR_REMOTE, "expected KCCL_ERR_REMOTE, got %s (%s)", kccl_status_name(st),
+             kccl_last_error());
     MP_CHECK(strstr(kccl_last_error(), "rank 1") != NULL, "error does not name rank 1: %s",
              kccl_last_error());
     MP_CHECK(took < DETECT_MS, "took %lld ms to notice", (long long)took);
@@ -100,8 +100,15 @@ static void run_fault(int which, const char *name)
     tt_group_init(&f.g, 2);
     f.g.log_level = "none";
     f.which = which;
-    mp_opts_t mo = {.name = name, .nprocs = 2, .deadline_ms = 60000, .fn = fault_proc,
-                    .arg = &f, .ids = &f.g.id, .nids = 1, .root_proc = 0, .log_level = "none"};
+    mp_opts_t mo = {.name = name,
+                    .nprocs = 2,
+                    .deadline_ms = 60000,
+                    .fn = fault_proc,
+                    .arg = &f,
+                    .ids = &f.g.id,
+                    .nids = 1,
+                    .root_proc = 0,
+                    .log_level = "none"};
     mp_t *mp = mp_start(&mo);
     assert_int_equal(mp_progress_wait(mp, 1, 1, 20000), 0);
     assert_int_equal(mp_progress_wait(mp, 0, 1, 20000), 0);

@@ -38,8 +38,8 @@ int fake_ibv_live(void)
 
 /* ------------------------------------------------------------- objects */
 
-#define MAX_QP 64
-#define MAX_MR 256
+#define MAX_QP   64
+#define MAX_MR   256
 #define CQ_DEPTH 8192
 
 typedef struct {
@@ -273,8 +273,7 @@ static int f_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *a, int mask)
                            IBV_QP_MAX_QP_RD_ATOMIC))
             return EINVAL;
         break;
-    default:
-        return EINVAL;
+    default: return EINVAL;
     }
     q->state = a->qp_state;
     return 0;
@@ -457,18 +456,12 @@ static int f_poll_cq(struct ibv_cq *cq, int n, struct ibv_wc *wc)
 static const char *f_wc_status_str(enum ibv_wc_status st)
 {
     switch (st) {
-    case IBV_WC_SUCCESS:
-        return "success";
-    case IBV_WC_REM_ACCESS_ERR:
-        return "remote access error";
-    case IBV_WC_RETRY_EXC_ERR:
-        return "transport retry counter exceeded";
-    case IBV_WC_RNR_RETRY_EXC_ERR:
-        return "RNR retry counter exceeded";
-    case IBV_WC_LOC_PROT_ERR:
-        return "local protection error";
-    default:
-        return "error";
+    case IBV_WC_SUCCESS: return "success";
+    case IBV_WC_REM_ACCESS_ERR: return "remote access error";
+    case IBV_WC_RETRY_EXC_ERR: return "transport retry counter exceeded";
+    case IBV_WC_RNR_RETRY_EXC_ERR: return "RNR retry counter exceeded";
+    case IBV_WC_LOC_PROT_ERR: return "local protection error";
+    default: return "error";
     }
 }
 

@@ -19,19 +19,19 @@
 #include "transport/ib/ib_verbs.h"
 
 typedef struct {
-    int ndev;                   /* 0: no device */
-    enum ibv_port_state state;  /* of port 1 */
-    uint8_t link_layer;         /* IBV_LINK_LAYER_* */
+    int ndev;                  /* 0: no device */
+    enum ibv_port_state state; /* of port 1 */
+    uint8_t link_layer;        /* IBV_LINK_LAYER_* */
     uint16_t lid;
     int ngid;
     union ibv_gid gid[8];
     int gid_type[8];
     struct rlimit memlock;
     int peermem;
-    int dmabuf;                 /* reg_dmabuf_mr present in the library */
+    int dmabuf; /* reg_dmabuf_mr present in the library */
     /* live objects */
     int ctxs, pds, cqs, qps, mrs;
-    int dmabuf_regs;            /* successful dma-buf registrations */
+    int dmabuf_regs; /* successful dma-buf registrations */
     int modify_calls;
 } fake_ibv_state_t;
 

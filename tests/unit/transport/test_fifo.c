@@ -45,13 +45,14 @@ static void test_trigger_round_trip(void **state)
         uint32_t type = (uint32_t)(x & 7), ch = (uint32_t)(x >> 3) & 0x7FFF;
         uint64_t dst = (x >> 7) & KCCL_TRIGGER_MAX_OFFSET, src = (x * 31) & KCCL_TRIGGER_MAX_OFFSET;
         uint32_t bytes = (uint32_t)(x >> 29);
-        kccl_trigger_fields_t f = kccl_trigger_decode(kccl_trigger_encode(type, ch, dst, src, bytes));
+        kccl_trigger_fields_t f =
+            kccl_trigger_decode(kccl_trigger_encode(type, ch, dst, src, bytes));
         assert_true(f.type == type && f.channel == ch && f.dst_off == dst && f.src_off == src &&
                     f.bytes == bytes);
     }
 }
 
-#define PRODUCERS 4
+#define PRODUCERS    4
 #define PER_PRODUCER 10000
 
 typedef struct {

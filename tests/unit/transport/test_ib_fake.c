@@ -259,10 +259,9 @@ static void test_memlock(void **state)
 static void test_every_setup_verb_fails(void **state)
 {
     (void)state;
-    static const char *const verbs[] = {"get_device_list", "open_device", "query_device",
-                                        "query_port",      "query_gid",   "alloc_pd",
-                                        "create_cq",       "reg_mr",      "create_qp",
-                                        "modify_qp",       "post_recv"};
+    static const char *const verbs[] = {
+        "get_device_list", "open_device", "query_device", "query_port", "query_gid", "alloc_pd",
+        "create_cq",       "reg_mr",      "create_qp",    "modify_qp",  "post_recv"};
     char why[160];
     for (int imm = 0; imm < 2; imm++) {
         if (imm)
@@ -349,8 +348,8 @@ static kccl_status_t fake_count(int *n)
     *n = 1;
     return KCCL_OK;
 }
-static const kccl_gpu_ops_t gpu_with_dmabuf = {.name = "fake-dmabuf", .device_count = fake_count,
-                                               .dmabuf_fd = fake_dmabuf};
+static const kccl_gpu_ops_t gpu_with_dmabuf = {
+    .name = "fake-dmabuf", .device_count = fake_count, .dmabuf_fd = fake_dmabuf};
 
 static void test_gpu_registration(void **state)
 {

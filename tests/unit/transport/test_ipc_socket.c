@@ -3,8 +3,8 @@
  * transport, without a GPU: a forked "rank" passes pipe fds to another over
  * the abstract namespace and over a shared directory (the pods' case); fds
  * arrive out of order and are matched by token and sender (another rank's
- * datagram with the same token waits in the mailbox); names depend on group and rank only (no pid); a
- * missing peer fails with the remedy; a second bind of one name is refused.
+ * datagram with the same token waits in the mailbox); names depend on group and rank only (no pid);
+ * a missing peer fails with the remedy; a second bind of one name is refused.
  */
 #include <signal.h>
 #include <sys/wait.h>
