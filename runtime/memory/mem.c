@@ -319,7 +319,7 @@ kccl_status_t kccl_mem_alloc(kccl_comm_t comm, size_t bytes, kccl_mem_kind_t kin
 err_free:
     if (m->owned == OWN_CUMEM)
         kccl_cumem_free(m);
-    else if (m->owned == OWN_PINNED)
+    else if (m->owned == OWN_PINNED && gpu != NULL)
         gpu->host_free(m->ptr);
     else
         free(m->ptr);
@@ -447,7 +447,7 @@ void *kccl_rmem_mapped_ptr(kccl_rmem_t rmem)
 
 kccl_status_t kccl_mem_send(kccl_comm_t comm, kccl_mem_t mem, int peer)
 {
-    kccl_mem_handle_t h;
+    kccl_mem_handle_t h = {{0}};
     struct kccl_link *link = kccl_comm_link(comm, peer);
     if (mem == NULL || link == NULL)
         KCCL_FAIL(INIT, KCCL_ERR_INVALID_ARG, "kccl_mem_send: bad memory or peer %d", peer);
@@ -461,7 +461,7 @@ kccl_status_t kccl_mem_send(kccl_comm_t comm, kccl_mem_t mem, int peer)
 
 kccl_status_t kccl_mem_recv(kccl_comm_t comm, int peer, kccl_rmem_t *out)
 {
-    kccl_mem_handle_t h;
+    kccl_mem_handle_t h = {{0}};
     struct kccl_link *link = kccl_comm_link(comm, peer);
     if (link == NULL || out == NULL)
         KCCL_FAIL(INIT, KCCL_ERR_INVALID_ARG, "kccl_mem_recv: bad peer %d", peer);

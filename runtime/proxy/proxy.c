@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "memory/gpu.h"
 #include "transport/tp_config.h"
@@ -79,9 +80,10 @@ static int pick_cpus(kccl_proxy_t *p, cpu_set_t *set)
     for (char *c = bus; *c; c++)
         *c = (char)tolower((unsigned char)*c);
     snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/numa_node", bus);
-    if (read_small(path, text, sizeof(text)) != 0 || atoi(text) < 0)
+    long node = -1;
+    if (read_small(path, text, sizeof(text)) != 0 || kccl_parse_int(text, &node) != 0 || node < 0)
         return 0;
-    snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", atoi(text));
+    snprintf(path, sizeof(path), "/sys/devices/system/node/node%ld/cpulist", node);
     if (read_small(path, text, sizeof(text)) != 0 || kccl_proxy_parse_cpulist(text, set) != 0)
         return 0;
     return 1;

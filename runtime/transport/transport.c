@@ -196,7 +196,7 @@ static kccl_status_t connect_links(kccl_transport_state_t *ts, const rank_rec_t 
     size_t row = (size_t)n * KCCL_TP_PAIR_BYTES;
     uint8_t *pairs = need_pairs ? calloc((size_t)n, row) : NULL;
     static const uint8_t zero[KCCL_TP_PAIR_BYTES];
-    uint8_t scratch[KCCL_TP_PAIR_BYTES];
+    uint8_t scratch[KCCL_TP_PAIR_BYTES] = {0};
     if (need_pairs && pairs == NULL)
         KCCL_FAIL(INIT, KCCL_ERR_NO_MEMORY, "out of memory for %d x %d pair records", n, n);
     for (int p = 0; p < n; p++) {

@@ -63,7 +63,7 @@ static int pc_proc(mp_t *mp, int r, void *arg)
     MP_CHECK(kccl_port_channel_device_handle(to_next, &dh) == KCCL_ERR_UNSUPPORTED,
              "no device fifo without a GPU");
     for (int round = 0; round < 6; round++) {
-        tt_fill(kccl_mem_ptr(src), PC_BYTES, (uint64_t)(r * 100 + round));
+        tt_fill(kccl_mem_ptr(src), PC_BYTES, (uint64_t)r * 100 + (uint64_t)round);
         producer_t prod[PC_THREADS];
         pthread_t th[PC_THREADS];
         for (int t = 0; t < PC_THREADS; t++) {
@@ -77,7 +77,7 @@ static int pc_proc(mp_t *mp, int r, void *arg)
         MP_CHECK_OK(kccl_port_channel_signal(to_next));
         MP_CHECK_OK(kccl_port_channel_flush(to_next, -1));
         MP_CHECK_OK(kccl_port_channel_wait(from_prev, -1));
-        long bad = tt_check(kccl_mem_ptr(dst), PC_BYTES, (uint64_t)(prev * 100 + round));
+        long bad = tt_check(kccl_mem_ptr(dst), PC_BYTES, (uint64_t)prev * 100 + (uint64_t)round);
         MP_CHECK(bad < 0, "round %d: byte %ld from rank %d differs", round, bad, prev);
         MP_CHECK_OK(kccl_bootstrap_barrier(kccl_comm_bootstrap(comm)));
     }

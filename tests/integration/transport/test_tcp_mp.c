@@ -228,7 +228,7 @@ static int refuse_proc(mp_t *mp, int r, void *arg)
     kccl_comm_t comm;
     kccl_mem_t m;
     kccl_rmem_t peers[2], rm;
-    kccl_mem_handle_t h;
+    kccl_mem_handle_t h = {{0}};
     MP_CHECK_OK(kccl_comm_init_rank(&g->id, r, 2, &g->opts, &comm));
     MP_CHECK_OK(kccl_mem_alloc(comm, 4096, KCCL_MEM_HOST, &m));
     MP_CHECK_OK(kccl_mem_exchange(comm, m, peers));

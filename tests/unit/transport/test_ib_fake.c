@@ -110,7 +110,7 @@ static kccl_status_t reg(side_t *owner, void *p, size_t len, kccl_mem_kind_t kin
         kccl_memreg_remove(&owner->reg, &out->mem);
         return st;
     }
-    kccl_mem_handle_t h;
+    kccl_mem_handle_t h = {{0}};
     char why[64];
     int who;
     kccl_mem_handle_encode(&out->mem, owner->env.rank, 0, &h);

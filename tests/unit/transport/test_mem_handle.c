@@ -28,7 +28,7 @@ static void test_round_trip(void **state)
     (void)state;
     struct kccl_mem m;
     struct kccl_rmem r;
-    kccl_mem_handle_t h;
+    kccl_mem_handle_t h = {{0}};
     char why[96];
     int owner;
     fill(&m);
@@ -52,7 +52,7 @@ static void test_refusals(void **state)
     (void)state;
     struct kccl_mem m;
     struct kccl_rmem r;
-    kccl_mem_handle_t good, h;
+    kccl_mem_handle_t good = {{0}}, h = {{0}};
     char why[96];
     int owner;
     fill(&m);
