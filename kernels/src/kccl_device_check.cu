@@ -12,6 +12,8 @@ __global__ void kccl_check_memory_channel(kccl_memory_channel_dev_t c, uint64_t 
     kccl_mc_get(&c, 0, 0, bytes, threadIdx.x, blockDim.x);
     if (threadIdx.x == 0 && kccl_sem_poll(&c.sem))
         kccl_mc_signal(&c);
+    if (threadIdx.x == 0)
+        kccl_mc_signal_relaxed(&c);
 }
 
 __global__ void kccl_check_port_channel(kccl_port_channel_dev_t c, uint32_t bytes)

@@ -6,7 +6,8 @@
  *               by size; CUDA events around 20 timed launches after 5 warm-up,
  *               median; buffers rotate through 4 slots past the L2 size
  *   sig_rtt     signal + wait round trip between two GPUs, microseconds
- *               (one kernel per side, 10^5 ping-pongs timed with %globaltimer)
+ *               (one kernel per side, 10^5 ping-pongs timed with %globaltimer);
+ *               sig_rtt_relaxed: the same with signals that order no data
  *   pc_put      port-channel put through the proxy (cuda_ipc copies), GB/s,
  *               and empty-trigger rate through the FIFO, million triggers/s
  *   init        kccl_comm_init_rank on nranks GPUs after CUDA is initialised,
@@ -32,20 +33,21 @@ __global__ void bw_put_kernel(kccl_memory_channel_dev_t c, uint64_t dst_off, uin
     kccl_mc_put(&c, dst_off + off, src_off + off, n, threadIdx.x, blockDim.x);
 }
 
-__global__ void pingpong_kernel(kccl_memory_channel_dev_t c, int initiator, int iters,
+__global__ void pingpong_kernel(kccl_memory_channel_dev_t c, int initiator, int iters, int relaxed,
                                 unsigned long long *ns)
 {
     if (threadIdx.x != 0)
         return;
     uint64_t t0 = kccl_globaltimer();
     for (int i = 0; i < iters; i++) {
-        if (initiator) {
-            kccl_mc_signal(&c);
+        if (!initiator)
             kccl_mc_wait(&c);
-        } else {
-            kccl_mc_wait(&c);
+        if (relaxed)
+            kccl_mc_signal_relaxed(&c);
+        else
             kccl_mc_signal(&c);
-        }
+        if (initiator)
+            kccl_mc_wait(&c);
     }
     *ns = kccl_globaltimer() - t0;
 }
@@ -151,16 +153,18 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
     unsigned long long *ns;
     GH_CUDA(cudaMalloc(&ns, sizeof(*ns)));
     const int iters = 100000;
-    for (int warm = 0; warm < 2; warm++) {
-        GH_OK(kccl_bootstrap_barrier(bs));
-        pingpong_kernel<<<1, 32>>>(mh, rank == 0, warm ? iters : 1000, ns);
-        GH_CUDA(cudaGetLastError());
-        GH_CUDA(cudaDeviceSynchronize());
+    for (int relaxed = 0; relaxed < 2; relaxed++) {
+        for (int warm = 0; warm < 2; warm++) {
+            GH_OK(kccl_bootstrap_barrier(bs));
+            pingpong_kernel<<<1, 32>>>(mh, rank == 0, warm ? iters : 1000, relaxed, ns);
+            GH_CUDA(cudaGetLastError());
+            GH_CUDA(cudaDeviceSynchronize());
+        }
+        unsigned long long hns;
+        GH_CUDA(cudaMemcpy(&hns, ns, sizeof(hns), cudaMemcpyDeviceToHost));
+        if (rank == 0)
+            result(relaxed ? "sig_rtt_relaxed" : "sig_rtt", (double)hns / iters / 1e3, "us");
     }
-    unsigned long long hns;
-    GH_CUDA(cudaMemcpy(&hns, ns, sizeof(hns), cudaMemcpyDeviceToHost));
-    if (rank == 0)
-        result("sig_rtt", (double)hns / iters / 1e3, "us");
     GH_OK(kccl_bootstrap_barrier(bs));
 
     /* 3. port channel through the proxy */

@@ -49,6 +49,11 @@ KCCL_DEVICE void kccl_add_release_sys(uint64_t *p, uint64_t v)
     asm volatile("red.release.sys.global.add.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
 }
 
+KCCL_DEVICE void kccl_add_relaxed_sys(uint64_t *p, uint64_t v)
+{
+    asm volatile("red.relaxed.sys.global.add.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
 KCCL_DEVICE uint64_t kccl_globaltimer(void)
 {
     uint64_t t;

@@ -80,6 +80,12 @@ KCCL_DEVICE void kccl_mc_signal(const kccl_memory_channel_dev_t *c)
     kccl_sem_signal(&c->sem);
 }
 
+/* One thread: a signal that orders no data (barriers, ping-pong). */
+KCCL_DEVICE void kccl_mc_signal_relaxed(const kccl_memory_channel_dev_t *c)
+{
+    kccl_sem_signal_relaxed(&c->sem);
+}
+
 /* One thread: wait for the peer's next signal. */
 KCCL_DEVICE void kccl_mc_wait(const kccl_memory_channel_dev_t *c)
 {

@@ -25,6 +25,12 @@ KCCL_DEVICE void kccl_sem_signal(const kccl_sem_dev_t *s)
     kccl_add_release_sys(s->remote_inbound, 1);
 }
 
+/* A signal that publishes nothing (pure synchronisation): no release fence, lower latency. */
+KCCL_DEVICE void kccl_sem_signal_relaxed(const kccl_sem_dev_t *s)
+{
+    kccl_add_relaxed_sys(s->remote_inbound, 1);
+}
+
 /* Waits for the next signal; afterwards the peer's writes before it are visible. */
 KCCL_DEVICE void kccl_sem_wait(const kccl_sem_dev_t *s)
 {
