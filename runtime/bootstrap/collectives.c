@@ -89,9 +89,11 @@ static kccl_status_t post_send(kccl_bs_t *bs, int peer, uint32_t tag, const void
     kccl_conn_t *c = kccl_engine_send_conn(bs, peer);
     if (c == NULL)
         return kccl_engine_fail(bs, KCCL_ERR_NO_MEMORY, -1, step,
-                                "cannot open a connection "
-                                "to rank %d",
-                                peer);
+                                "cannot open a connection to rank %d", peer);
+    if (c->state == KCCL_CONN_DEAD)
+        return kccl_engine_fail(bs, c->err ? c->err : KCCL_ERR_REMOTE, peer, step,
+                                "%s: lost rank %d at %s: %s", kccl_step_str(step), peer,
+                                c->remote_text, c->why[0] ? c->why : "connection closed");
     kccl_status_t st = kccl_engine_queue(bs, c, KCCL_MSG_DATA, tag, buf, len, 1);
     if (st != KCCL_OK)
         return kccl_engine_fail(bs, st, -1, step, "out of memory queueing %zu bytes", len);

@@ -97,6 +97,7 @@ void kccl_conn_kill(kccl_bs_t *bs, kccl_conn_t *c, const char *why)
 void kccl_conn_destroy(kccl_bs_t *bs, kccl_conn_t *c)
 {
     kccl_conn_kill(bs, c, NULL);
+    outq_free(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -233,6 +234,8 @@ void kccl_conn_hs_send(kccl_bs_t *bs, kccl_conn_t *c, uint16_t type, const uint8
 kccl_status_t kccl_engine_queue(kccl_bs_t *bs, kccl_conn_t *c, uint16_t type, uint32_t tag,
                                 const void *payload, uint64_t len, int copy)
 {
+    if (c->state == KCCL_CONN_DEAD)
+        return KCCL_ERR_REMOTE; /* nothing would ever send or free it */
     kccl_outbuf_t *o = calloc(1, sizeof(*o));
     if (o == NULL)
         return KCCL_ERR_NO_MEMORY;
