@@ -117,3 +117,14 @@ kccl_status_t kccl_config_millis(kccl_cfg_id_t id, int64_t *out)
                   config_table[id].env, text);
     return KCCL_OK;
 }
+
+long kccl_config_int_or_default(kccl_cfg_id_t id)
+{
+    long v = 0;
+    if (kccl_parse_int(kccl_config_str(id), &v) == 0)
+        return v;
+    kccl_log_warn(INIT, "%s='%s' is not an integer; using the default %s", config_table[id].env,
+                  kccl_config_str(id), config_table[id].def);
+    kccl_parse_int(config_table[id].def, &v);
+    return v;
+}

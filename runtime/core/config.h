@@ -55,7 +55,26 @@ typedef enum {
     X(NODE_NAME, STR, "", 0, "Kubernetes node name (downward API spec.nodeName)")                  \
     X(KUBE_SA_DIR, STR, "/var/run/secrets/kubernetes.io/serviceaccount", 0,                        \
       "service-account directory for in-cluster API access (token, ca.crt, namespace)")            \
-    X(KUBE_CONTEXT, STR, "", 0, "kubeconfig context to use instead of current-context")
+    X(KUBE_CONTEXT, STR, "", 0, "kubeconfig context to use instead of current-context")            \
+    /* transports, registered memory, the proxy */                                                 \
+                                                                                                   \
+    X(TRANSPORT, STR, "auto", 0,                                                                   \
+      "links between ranks: auto (cuda_ipc on one node, ib across nodes, else tcp), tcp, "         \
+      "cuda_ipc or ib (forced: fails where it cannot work)")                                       \
+    X(IPC_SOCKET_DIR, STR, "", 0,                                                                  \
+      "directory shared by the pods of a node for the CUDA IPC fd-passing socket; empty = "        \
+      "abstract Unix socket (pods must share the network namespace)")                              \
+    X(IB_HCA, STR, "", 0, "InfiniBand device to use, e.g. mlx5_0 (empty = the first active one)")  \
+    X(IB_PORT, INT, "0", 0, "InfiniBand port (0 = the first active port)")                         \
+    X(IB_GID_INDEX, INT, "-1", 0, "GID index (-1 = pick: RoCE v2 IPv4-mapped first)")              \
+    X(IB_SIGNAL, STR, "atomic", 0,                                                                 \
+      "how IB signals land: atomic (fetch-add) or imm (write with immediate)")                     \
+    X(IB_GDR, STR, "auto", 0,                                                                      \
+      "GPUDirect RDMA registration: auto (dma-buf, then peermem), dmabuf, peermem, off")           \
+    X(TCP_CHUNK, INT, "1048576", 0, "TCP staging chunk for device memory, bytes")                  \
+    X(PROXY_FIFO_SLOTS, INT, "512", 0, "proxy FIFO size in triggers (power of two)")               \
+    X(PROXY_CPU, STR, "auto", 0,                                                                   \
+      "proxy thread placement: auto (the GPU's NUMA node), none, or a CPU list")
 
 typedef enum {
 #define KCCL_CFG_ENUM_(name, type, def, flags, help) KCCL_CFG_##name,
@@ -82,6 +101,8 @@ int kccl_config_is_set(kccl_cfg_id_t id);
 kccl_status_t kccl_config_int(kccl_cfg_id_t id, long *out);
 kccl_status_t kccl_config_bool(kccl_cfg_id_t id, int *out);
 kccl_status_t kccl_config_millis(kccl_cfg_id_t id, int64_t *out);
+/* Integer value; the default when malformed (and a warning naming the variable). */
+long kccl_config_int_or_default(kccl_cfg_id_t id);
 
 /* Pure parsers (exposed for tests and fuzzing). Return 0 or -1. */
 int kccl_parse_int(const char *text, long *out);

@@ -14,7 +14,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "memory/gpu.h"
-#include "transport/tp_config.h"
+#include "core/config.h"
 
 int kccl_proxy_parse_cpulist(const char *text, cpu_set_t *set)
 {
@@ -62,7 +62,7 @@ static int read_small(const char *path, char *buf, size_t len)
 /* The CPUs to bind to: KCCL_PROXY_CPU, else the GPU's NUMA node. 0 = leave unbound. */
 static int pick_cpus(kccl_proxy_t *p, cpu_set_t *set)
 {
-    const char *want = kccl_tp_config_str(KCCL_TPCFG_PROXY_CPU);
+    const char *want = kccl_config_str(KCCL_CFG_PROXY_CPU);
     if (strcmp(want, "none") == 0)
         return 0;
     if (strcmp(want, "auto") != 0) {
@@ -180,7 +180,7 @@ static kccl_status_t proxy_start(kccl_transport_state_t *ts, kccl_proxy_t **out)
     p->ts = ts;
     p->dev_fifo.device = -1;
     pthread_mutex_init(&p->lock, NULL);
-    long slots = kccl_tp_config_int(KCCL_TPCFG_PROXY_FIFO_SLOTS);
+    long slots = kccl_config_int_or_default(KCCL_CFG_PROXY_FIFO_SLOTS);
     if (slots < 2 || (slots & (slots - 1)) != 0) {
         kccl_log_warn(PROXY, "KCCL_PROXY_FIFO_SLOTS=%ld is not a power of two >= 2; using 512",
                       slots);

@@ -16,34 +16,7 @@
 #include "core/error.h"
 #include "memory/gpu.h"
 #include "proxy/proxy.h"
-#include "transport/tp_config.h"
-
-/* ---------------------------------------------------------------- config */
-
-static const struct {
-    const char *env, *def;
-} tp_config[KCCL_TPCFG_COUNT] = {
-#define KCCL_TPCFG_ROW_(name, type, def, flags, help) {"KCCL_" #name, def},
-    KCCL_TP_CONFIG_MAP(KCCL_TPCFG_ROW_)
-#undef KCCL_TPCFG_ROW_
-};
-
-const char *kccl_tp_config_str(kccl_tpcfg_id_t id)
-{
-    const char *v = getenv(tp_config[id].env);
-    return (v && *v) ? v : tp_config[id].def;
-}
-
-long kccl_tp_config_int(kccl_tpcfg_id_t id)
-{
-    long v;
-    if (kccl_parse_int(kccl_tp_config_str(id), &v) == 0)
-        return v;
-    kccl_log_warn(INIT, "%s='%s' is not an integer; using the default %s", tp_config[id].env,
-                  kccl_tp_config_str(id), tp_config[id].def);
-    kccl_parse_int(tp_config[id].def, &v);
-    return v;
-}
+#include "core/config.h"
 
 /* ------------------------------------------------------------ the tables */
 
@@ -164,7 +137,7 @@ static kccl_status_t choose_links(kccl_transport_state_t *ts, const rank_rec_t *
             KCCL_FAIL(INIT, KCCL_ERR_UNSUPPORTED,
                       "rank %d: no transport reaches rank %d (KCCL_TRANSPORT=%s; this rank has "
                       "mask 0x%x, the peer 0x%x; %s node): %s",
-                      me, p, kccl_tp_config_str(KCCL_TPCFG_TRANSPORT), recs[me].mask, recs[p].mask,
+                      me, p, kccl_config_str(KCCL_CFG_TRANSPORT), recs[me].mask, recs[p].mask,
                       same ? "same" : "other", forced >= 0 ? why[forced] : "no common transport");
         ts->links[p].ops = kccl_tp_ops((kccl_tp_id_t)t);
         ntcp += t == KCCL_TP_TCP;
@@ -283,7 +256,7 @@ kccl_status_t kccl_transport_setup(kccl_comm_t comm, const kccl_bootstrap_opts_t
     int forced;
     char why[KCCL_TP_COUNT][160];
     int64_t t0 = kccl_tp_now_ms();
-    const char *want = kccl_tp_config_str(KCCL_TPCFG_TRANSPORT);
+    const char *want = kccl_config_str(KCCL_CFG_TRANSPORT);
     if (parse_forced(want, &forced) != 0)
         KCCL_FAIL(INIT, KCCL_ERR_CONFIG,
                   "KCCL_TRANSPORT='%s' is not one of auto, tcp, cuda_ipc, ib", want);

@@ -25,7 +25,7 @@
 #include "memory/cu_driver.h"
 #include "memory/cumem.h"
 #include "transport/cuda_ipc/ipc_socket.h"
-#include "transport/tp_config.h"
+#include "core/config.h"
 #include "transport/transport.h"
 
 #define SIG_SLOTS 1024
@@ -101,7 +101,7 @@ static kccl_status_t ipc_ctx_create(const kccl_tp_env_t *env, kccl_tp_ctx_t **ou
         (void)cudaGetLastError();
         c->bus[0] = '\0';
     }
-    kccl_status_t st = kccl_ipc_sock_open(&c->sock, kccl_tp_config_str(KCCL_TPCFG_IPC_SOCKET_DIR),
+    kccl_status_t st = kccl_ipc_sock_open(&c->sock, kccl_config_str(KCCL_CFG_IPC_SOCKET_DIR),
                                           env->group, env->rank);
     if (st != KCCL_OK) {
         pthread_mutex_destroy(&c->lock);

@@ -12,7 +12,7 @@
 #include "bootstrap/auth.h"
 #include "core/error.h"
 #include "transport/ib/ib.h"
-#include "transport/tp_config.h"
+#include "core/config.h"
 
 kccl_status_t kccl_ib_check_memlock(const kccl_ibv_t *v, int rank)
 {
@@ -76,8 +76,8 @@ kccl_status_t kccl_ib_pick_gid(const kccl_ibv_t *v, struct ibv_context *dev, uin
 /* Opens the wanted (or first) device with an active port. */
 static kccl_status_t open_port(ib_ctx_t *c, char *why, size_t whylen)
 {
-    const char *want = kccl_tp_config_str(KCCL_TPCFG_IB_HCA);
-    long want_port = kccl_tp_config_int(KCCL_TPCFG_IB_PORT);
+    const char *want = kccl_config_str(KCCL_CFG_IB_HCA);
+    long want_port = kccl_config_int_or_default(KCCL_CFG_IB_PORT);
     int n = 0;
     struct ibv_device **list = c->v->get_device_list(&n);
     if (list == NULL || n == 0) {
@@ -157,8 +157,8 @@ static kccl_status_t ib_ctx_create(const kccl_tp_env_t *env, kccl_tp_ctx_t **out
     pthread_mutex_init(&c->cq_lock, NULL);
     c->eps = calloc((size_t)env->nranks, sizeof(*c->eps));
     c->scratch = calloc(1, 64);
-    const char *sig = kccl_tp_config_str(KCCL_TPCFG_IB_SIGNAL);
-    const char *gdr = kccl_tp_config_str(KCCL_TPCFG_IB_GDR);
+    const char *sig = kccl_config_str(KCCL_CFG_IB_SIGNAL);
+    const char *gdr = kccl_config_str(KCCL_CFG_IB_GDR);
     c->signal_imm = strcmp(sig, "imm") == 0;
     c->gdr = strcmp(gdr, "off") == 0       ? 0
              : strcmp(gdr, "dmabuf") == 0  ? 2
@@ -173,9 +173,9 @@ static kccl_status_t ib_ctx_create(const kccl_tp_env_t *env, kccl_tp_ctx_t **out
     /* A usable device from here on: failures are errors, not "unavailable". */
     KCCL_CHECK_GOTO(kccl_ib_check_memlock(v, env->rank), st, err);
     if (c->link_layer == IBV_LINK_LAYER_ETHERNET || c->link_layer == IBV_LINK_LAYER_UNSPECIFIED ||
-        kccl_tp_config_int(KCCL_TPCFG_IB_GID_INDEX) >= 0)
+        kccl_config_int_or_default(KCCL_CFG_IB_GID_INDEX) >= 0)
         KCCL_CHECK_GOTO(kccl_ib_pick_gid(v, c->dev, c->port,
-                                         (int)kccl_tp_config_int(KCCL_TPCFG_IB_GID_INDEX),
+                                         (int)kccl_config_int_or_default(KCCL_CFG_IB_GID_INDEX),
                                          &c->gid_index, &c->gid_type, &c->gid),
                         st, err);
     c->pd = v->alloc_pd(c->dev);

@@ -21,7 +21,7 @@
 #include "core/error.h"
 #include "memory/gpu.h"
 #include "transport/tcp/tcp.h"
-#include "transport/tp_config.h"
+#include "core/config.h"
 
 #define HELLO_MAGIC 0x4454434Bu /* "KCTD" */
 #define REPLY_MAGIC 0x5254434Bu /* "KCTR" */
@@ -73,7 +73,7 @@ static kccl_status_t tcp_ctx_create(const kccl_tp_env_t *env, kccl_tp_ctx_t **ou
     c->env = *env;
     c->listen_fd = c->epfd = c->wake_fd = -1;
     c->eps = calloc((size_t)env->nranks, sizeof(*c->eps));
-    long chunk = kccl_tp_config_int(KCCL_TPCFG_TCP_CHUNK);
+    long chunk = kccl_config_int_or_default(KCCL_CFG_TCP_CHUNK);
     c->chunk = chunk >= 4096 ? (uint64_t)chunk : 1u << 20;
     if (c->eps == NULL)
         goto err_nomem;
