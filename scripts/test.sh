@@ -4,6 +4,8 @@
 #   build   build/      gcc, -Werror, all tests (ctest)
 #   asan    build-asan/ AddressSanitizer + UndefinedBehaviorSanitizer, all tests
 #   tsan    build-tsan/ ThreadSanitizer, all tests but those labelled no-tsan
+#   cuda    build-cuda/ every CUDA source compiled (nvcc from PyPI wheels where no toolkit is
+#           installed; sm_90), all tests run (GPU tests skip cleanly without a GPU)
 #   fuzz    scripts/fuzz.sh 10 (corpus replay + 10 s per libFuzzer target)
 #   format  scripts/format.sh --check
 #   lint    scripts/lint.sh (clang-tidy + cppcheck over build/compile_commands.json)
@@ -11,7 +13,7 @@
 # status is non-zero if any stage failed.
 #
 # Environment:
-#   KCCL_TEST_SKIP="asan tsan fuzz lint"  stages to skip (any of the names above)
+#   KCCL_TEST_SKIP="asan tsan cuda fuzz lint"  stages to skip (any of the names above)
 #   KCCL_JOBS=2                            parallel compile and ctest jobs
 #   KCCL_FUZZ_SECONDS=10                   seconds per fuzz target
 #   KCCL_CTEST_ARGS="-R bootstrap"         extra ctest arguments for every ctest stage
@@ -72,6 +74,17 @@ stage_tsan()
     run_ctest build-tsan -LE 'no-tsan'
 }
 
+stage_cuda()
+{
+    local nvcc
+    nvcc=$(command -v nvcc || true)
+    [ -n "$nvcc" ] || [ ! -x /usr/local/cuda/bin/nvcc ] || nvcc=/usr/local/cuda/bin/nvcc
+    [ -n "$nvcc" ] || nvcc=$(scripts/install-cuda-wheels.sh | tail -1)
+    configure_build build-cuda -DKCCL_WERROR=ON -DKCCL_SANITIZE= -DKCCL_BUILD_BENCH=OFF \
+        -DKCCL_WITH_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc"
+    run_ctest build-cuda -L 'unit|gpu'
+}
+
 stage_fuzz() { scripts/fuzz.sh "$FUZZ_SECONDS"; }
 stage_format() { scripts/format.sh --check; }
 
@@ -82,7 +95,7 @@ stage_lint()
     KCCL_LINT_BUILD_DIR=build scripts/lint.sh
 }
 
-STAGES=(deps build asan tsan fuzz format lint)
+STAGES=(deps build asan tsan cuda fuzz format lint)
 results=()
 passed=0
 failed=0
