@@ -313,6 +313,7 @@ void kccl_engine_close_reset(kccl_bs_t *bs, kccl_conn_t *c)
 
 void kccl_engine_fini(kccl_bs_t *bs, int64_t linger_ms)
 {
+    bs->closing = 1;
     if (bs->epfd >= 0 && linger_ms > 0) {
         /* BYE tells the peer how many DATA frames we sent it in all (they travel
          * on our send connection; the BYE may arrive on either). */

@@ -191,7 +191,7 @@ static void on_abort_notice(kccl_bs_t *bs, kccl_conn_t *c, const kccl_wire_hdr_t
         a.lost_rank = UINT32_MAX;
         a.step = 0;
     }
-    if (bs->failed)
+    if (bs->failed || bs->closing)
         return;
     int from = c->peer;
     if (c->kind == KCCL_CONN_KIND_CHECKIN && c->outbound)
