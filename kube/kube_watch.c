@@ -395,9 +395,10 @@ kccl_status_t kccl_kube_watch(kccl_kube_client_t c, const kccl_kube_watch_opts_t
     }
     if (w.rv)
         snprintf(w.stats.resource_version, sizeof(w.stats.resource_version), "%s", w.rv);
+    free(w.rv);
+    w.rv = NULL;
     if (opts->stats)
         *opts->stats = w.stats;
-    free(w.rv);
     kccl_kube_json_stream_fini(&w.js);
     kccl_kube_store_fini(&w.store);
     return st;
