@@ -16,6 +16,12 @@ __global__ void kccl_check_memory_channel(kccl_memory_channel_dev_t c, uint64_t 
         kccl_mc_signal_relaxed(&c);
 }
 
+__global__ void kccl_check_memory_channel_grid(kccl_memory_channel_dev_t c, uint64_t bytes)
+{
+    kccl_mc_put_grid(&c, 0, 0, bytes);
+    kccl_mc_get_grid(&c, 0, 0, bytes);
+}
+
 __global__ void kccl_check_port_channel(kccl_port_channel_dev_t c, uint32_t bytes)
 {
     if (threadIdx.x != 0)

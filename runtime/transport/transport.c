@@ -47,6 +47,13 @@ int64_t kccl_tp_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static double now_ms_f(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 int64_t kccl_tp_deadline(const kccl_transport_state_t *ts, int64_t timeout_ms)
 {
     return kccl_tp_now_ms() + (timeout_ms < 0 ? ts->env.timeout_ms : timeout_ms);
@@ -104,7 +111,10 @@ static kccl_status_t create_contexts(kccl_transport_state_t *ts, int forced, ran
         snprintf(why[t], 160, "not built in");
         if (ops == NULL || (forced >= 0 && forced != t))
             continue;
+        double c0 = now_ms_f();
         kccl_status_t st = ops->ctx_create(&ts->env, &ts->ctx[t], why[t], 160);
+        kccl_log_debug(INIT, "rank %d: %s context: %.3f ms", ts->env.rank, ops->name,
+                       now_ms_f() - c0);
         if (st == KCCL_ERR_UNSUPPORTED) {
             kccl_log_debug(INIT, "rank %d: %s transport unavailable: %s", ts->env.rank, ops->name,
                            why[t]);
@@ -255,7 +265,7 @@ kccl_status_t kccl_transport_setup(kccl_comm_t comm, const kccl_bootstrap_opts_t
     kccl_status_t st;
     int forced;
     char why[KCCL_TP_COUNT][160];
-    int64_t t0 = kccl_tp_now_ms();
+    double t0f = now_ms_f();
     const char *want = kccl_config_str(KCCL_CFG_TRANSPORT);
     if (parse_forced(want, &forced) != 0)
         KCCL_FAIL(INIT, KCCL_ERR_CONFIG,
@@ -278,13 +288,22 @@ kccl_status_t kccl_transport_setup(kccl_comm_t comm, const kccl_bootstrap_opts_t
     rank_rec_t *self = &recs[comm->rank];
     self->magic = REC_MAGIC;
     ts->env.group = group_value(comm);
+    /* Phase times for the set-up breakdown (info log): contexts, the record all-gather,
+     * endpoint creation + connection. */
+    double ph0 = now_ms_f();
     KCCL_CHECK_GOTO(create_contexts(ts, forced, self, why), st, err);
+    double ph1 = now_ms_f();
     KCCL_CHECK_GOTO(kccl_bootstrap_all_gather(comm->bs, recs, sizeof(*recs)), st, err);
+    double ph2 = now_ms_f();
     int need_pairs;
     KCCL_CHECK_GOTO(choose_links(ts, recs, forced, why, &need_pairs), st, err);
     KCCL_CHECK_GOTO(connect_links(ts, recs, need_pairs), st, err);
-    ts->setup_s = (double)(kccl_tp_now_ms() - t0) / 1e3;
-    kccl_log_info(INIT, "rank %d: links ready in %.3f ms", comm->rank, ts->setup_s * 1e3);
+    double ph3 = now_ms_f();
+    ts->setup_s = (ph3 - t0f) / 1e3;
+    kccl_log_info(INIT,
+                  "rank %d: links ready in %.3f ms (transport contexts %.3f ms, record "
+                  "all-gather %.3f ms, endpoints + connect %.3f ms)",
+                  comm->rank, ts->setup_s * 1e3, ph1 - ph0, ph2 - ph1, ph3 - ph2);
     free(recs);
     return KCCL_OK;
 err:

@@ -3,8 +3,9 @@
  *
  * Usage: bench_gpu_transport [nranks] [--json FILE]
  *   mc_put      memory-channel put, rank 0 -> rank 1, one way, GB/s (1e9 B/s),
- *               by size; CUDA events around 20 timed launches after 5 warm-up,
- *               median; buffers rotate through 4 slots past the L2 size
+ *               by size, kccl_mc_put_grid with 2 x SMs blocks of 1024 threads from
+ *               64 MiB (fewer below); CUDA events around 20 timed launches after 5
+ *               warm-up, median; buffers alternate between 2 slots of 1 GiB
  *   sig_rtt     signal + wait round trip between two GPUs, microseconds
  *               (one kernel per side, 10^5 ping-pongs timed with %globaltimer);
  *               sig_rtt_relaxed: the same with signals that order no data
@@ -14,6 +15,16 @@
  *               ms, the slowest rank (5 repetitions, median)
  * Targets (issue): mc_put >= 370 GB/s, sig_rtt <= 2 us, init(4) <= 100 ms.
  * Output: "RESULT name value unit" lines, and a JSON object with --json.
+ *
+ * Only ranks 0 and 1 measure; with more ranks the others wait at one final global barrier,
+ * and ranks 0 and 1 synchronise pairwise (tagged send/recv), never with a global barrier
+ * that the idle ranks would not join.
+ *
+ * bench_gpu_transport [nranks] --sweep: the variants behind the defaults (tests/gpu/NOTES.md):
+ * put/get launch shapes and copy loops, a bulk-copy (TMA) put, the copy engine, signal
+ * flavours, fence costs and a data-ordering stress check per signal flavour.
+ * bench_gpu_transport [nranks] --init-only: just the set-up timing (run it with
+ * KCCL_LOG_LEVEL=info for the per-phase breakdown that transport.c logs).
  */
 #include <algorithm>
 #include <vector>
@@ -23,14 +34,29 @@
 
 static const char *json_path;
 
+/* Launch shape of the canonical mc_put measurement: blocks = PUT_BLOCKS_PER_SM x SMs. */
+#ifndef PUT_BLOCKS_PER_SM
+#define PUT_BLOCKS_PER_SM 2
+#endif
+#ifndef PUT_THREADS
+#define PUT_THREADS 1024
+#endif
+
+/* Ranks 0 and 1 only: both send a token, then both receive the other's (sends never block). */
+static kccl_status_t pair_sync(kccl_bootstrap_t bs, int peer, uint32_t *seq)
+{
+    uint32_t tag = 0x1000u + (*seq)++, mine = tag, theirs = 0;
+    kccl_status_t st = kccl_bootstrap_send(bs, peer, tag, &mine, sizeof(mine));
+    if (st == KCCL_OK)
+        st = kccl_bootstrap_recv(bs, peer, tag, &theirs, sizeof(theirs));
+    return st;
+}
+
+/* The library's grid-wide put: every thread of the grid strides over the whole range. */
 __global__ void bw_put_kernel(kccl_memory_channel_dev_t c, uint64_t dst_off, uint64_t src_off,
                               uint64_t bytes)
 {
-    uint64_t per = (bytes / gridDim.x + 15) & ~15ull, off = per * blockIdx.x;
-    if (off >= bytes)
-        return;
-    uint64_t n = bytes - off < per ? bytes - off : per;
-    kccl_mc_put(&c, dst_off + off, src_off + off, n, threadIdx.x, blockDim.x);
+    kccl_mc_put_grid(&c, dst_off, src_off, bytes);
 }
 
 __global__ void pingpong_kernel(kccl_memory_channel_dev_t c, int initiator, int iters, int relaxed,
@@ -90,6 +116,8 @@ static void result(const char *name, double v, const char *unit)
     }
 }
 
+#include "bench_sweep.cuh"
+
 static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bootstrap_opts_t *o,
                       void *arg)
 {
@@ -98,7 +126,9 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
     GH_OK(kccl_comm_init_rank(id, rank, n, o, &comm));
     kccl_bootstrap_t bs = kccl_comm_bootstrap(comm);
     int peer = 1 - rank;
-    if (rank > 1) { /* only ranks 0 and 1 measure */
+    uint32_t seq = 0;
+    if (rank > 1) { /* only ranks 0 and 1 measure; the others wait for them at the end */
+        GH_OK(kccl_bootstrap_barrier(bs));
         kccl_comm_destroy(comm);
         return 0;
     }
@@ -108,7 +138,9 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
     kccl_rmem_t peers[2] = {NULL, NULL};
     GH_CUDA(cudaMalloc(&sbuf, total));
     GH_CUDA(cudaMalloc(&rbuf, total));
-    GH_CUDA(cudaMemset(sbuf, rank + 1, total));
+    fill_pattern<<<1024, 256>>>((uint32_t *)sbuf, total / 4, 0x9E3779B9u * (rank + 1));
+    GH_CUDA(cudaGetLastError());
+    GH_CUDA(cudaDeviceSynchronize());
     GH_OK(kccl_mem_register(comm, sbuf, total, KCCL_MEM_DEVICE, &smem));
     GH_OK(kccl_mem_register(comm, rbuf, total, KCCL_MEM_DEVICE, &rmem));
     GH_OK(kccl_mem_send(comm, rmem, peer));
@@ -125,15 +157,16 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
     GH_CUDA(cudaEventCreate(&e1));
 
     /* 1. memory-channel put bandwidth, rank 0 -> 1 */
-    GH_OK(kccl_bootstrap_barrier(bs));
+    GH_OK(pair_sync(bs, peer, &seq));
     if (rank == 0) {
         for (size_t bytes = 1 << 20; bytes <= slot; bytes <<= 2) {
-            int blocks = bytes >= (64u << 20) ? sms * 2 : std::max(1, (int)(bytes >> 18));
+            int blocks =
+                bytes >= (64u << 20) ? sms * PUT_BLOCKS_PER_SM : std::max(1, (int)(bytes >> 18));
             std::vector<double> t;
             for (int it = 0; it < 25; it++) {
                 uint64_t off = (uint64_t)(it % slots) * slot;
                 GH_CUDA(cudaEventRecord(e0));
-                bw_put_kernel<<<blocks, 1024>>>(mh, off, off, bytes);
+                bw_put_kernel<<<blocks, PUT_THREADS>>>(mh, off, off, bytes);
                 GH_CUDA(cudaEventRecord(e1));
                 GH_CUDA(cudaEventSynchronize(e1));
                 GH_CUDA(cudaGetLastError());
@@ -146,8 +179,27 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
             snprintf(name, sizeof(name), "mc_put_%zuMiB", bytes >> 20);
             result(name, (double)bytes / median(t) / 1e9, "GB/s");
         }
+        /* the timed shape moves the right bytes: poison, put 1 GiB less 16, compare spots */
+        char *pr = (char *)kccl_rmem_mapped_ptr(peers[peer]);
+        GH_CUDA(cudaMemset(pr, 0xEE, slot));
+        GH_CUDA(cudaDeviceSynchronize());
+        bw_put_kernel<<<sms * PUT_BLOCKS_PER_SM, PUT_THREADS>>>(mh, 0, 0, slot - 16);
+        GH_CUDA(cudaGetLastError());
+        GH_CUDA(cudaDeviceSynchronize());
+        std::vector<unsigned char> a(65536), b(65536);
+        const uint64_t spots[] = {0, slot / 3 & ~15ull, slot - 65536};
+        for (uint64_t at : spots) {
+            GH_CUDA(cudaMemcpy(a.data(), pr + at, a.size(), cudaMemcpyDefault));
+            GH_CUDA(cudaMemcpy(b.data(), (char *)sbuf + at, b.size(), cudaMemcpyDefault));
+            size_t cmp = at == slot - 65536 ? a.size() - 16 : a.size();
+            GH_CHECK(memcmp(a.data(), b.data(), cmp) == 0, "mc_put: bytes at %llu differ",
+                     (unsigned long long)at);
+            if (at == slot - 65536)
+                GH_CHECK(a[a.size() - 1] == 0xEE, "mc_put wrote past its length");
+        }
+        printf("[rank 0] mc_put data check: ok\n");
     }
-    GH_OK(kccl_bootstrap_barrier(bs));
+    GH_OK(pair_sync(bs, peer, &seq));
 
     /* 2. signal + wait round trip */
     unsigned long long *ns;
@@ -155,7 +207,7 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
     const int iters = 100000;
     for (int relaxed = 0; relaxed < 2; relaxed++) {
         for (int warm = 0; warm < 2; warm++) {
-            GH_OK(kccl_bootstrap_barrier(bs));
+            GH_OK(pair_sync(bs, peer, &seq));
             pingpong_kernel<<<1, 32>>>(mh, rank == 0, warm ? iters : 1000, relaxed, ns);
             GH_CUDA(cudaGetLastError());
             GH_CUDA(cudaDeviceSynchronize());
@@ -165,14 +217,14 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
         if (rank == 0)
             result(relaxed ? "sig_rtt_relaxed" : "sig_rtt", (double)hns / iters / 1e3, "us");
     }
-    GH_OK(kccl_bootstrap_barrier(bs));
+    GH_OK(pair_sync(bs, peer, &seq));
 
     /* 3. port channel through the proxy */
     kccl_port_channel_t pc;
     kccl_port_channel_dev_t ph;
     GH_OK(kccl_port_channel_create(comm, peer, smem, peers[peer], &pc));
     GH_OK(kccl_port_channel_device_handle(pc, &ph));
-    GH_OK(kccl_bootstrap_barrier(bs));
+    GH_OK(pair_sync(bs, peer, &seq));
     if (rank == 0) {
         const uint32_t chunks[] = {1u << 20, 16u << 20, 256u << 20};
         for (uint32_t chunk : chunks) {
@@ -206,7 +258,7 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
         }
         result("pc_trigger_rate", ntrig / median(t) / 1e6, "Mtrig/s");
     }
-    GH_OK(kccl_bootstrap_barrier(bs));
+    GH_OK(pair_sync(bs, peer, &seq));
     kccl_port_channel_destroy(pc);
     kccl_memory_channel_destroy(mc);
     kccl_rmem_release(peers[peer]);
@@ -215,6 +267,7 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
     cudaFree(sbuf);
     cudaFree(rbuf);
     cudaFree(ns);
+    GH_OK(kccl_bootstrap_barrier(bs)); /* every rank, the idle ones included */
     kccl_comm_destroy(comm);
     return 0;
 }
@@ -228,33 +281,48 @@ static int bench_init(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
     double t0 = gh_now();
     GH_OK(kccl_comm_init_rank(id, rank, n, o, &comm));
     double mine = (gh_now() - t0) * 1e3;
-    std::vector<double> all(n);
-    all[rank] = mine;
-    GH_OK(kccl_bootstrap_all_gather(kccl_comm_bootstrap(comm), all.data(), sizeof(double)));
-    if (rank == 0)
-        printf("INIT %.3f\n", *std::max_element(all.begin(), all.end()));
+    /* [total, bootstrap part] per rank; rank 0 prints the slowest rank's pair */
+    std::vector<double> all(2 * (size_t)n);
+    all[2 * rank] = mine;
+    all[2 * rank + 1] = kccl_comm_bootstrap_seconds(comm) * 1e3;
+    GH_OK(kccl_bootstrap_all_gather(kccl_comm_bootstrap(comm), all.data(), 2 * sizeof(double)));
+    if (rank == 0) {
+        int w = 0;
+        for (int r = 1; r < n; r++)
+            if (all[2 * r] > all[2 * w])
+                w = r;
+        printf("INIT %.3f %.3f\n", all[2 * w], all[2 * w + 1]);
+    }
     kccl_comm_destroy(comm);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    int n = 2;
+    int n = 2, sweep = 0, init_only = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0 && i + 1 < argc)
             json_path = argv[++i];
+        else if (strcmp(argv[i], "--sweep") == 0)
+            sweep = 1;
+        else if (strcmp(argv[i], "--init-only") == 0)
+            init_only = 1;
         else
             n = atoi(argv[i]);
     }
     if (n < 2) {
-        fprintf(stderr, "usage: %s [nranks >= 2] [--json FILE]\n", argv[0]);
+        fprintf(stderr, "usage: %s [nranks >= 2] [--json FILE] [--sweep | --init-only]\n",
+                argv[0]);
         return 2;
     }
-    int rc = gh_run(n, 600, bench_pair, NULL);
+    setenv("NCCL_NVLS_ENABLE", "0", 1);
+    if (sweep)
+        return gh_run(n, 600, bench_sweep, NULL);
+    int rc = init_only ? 0 : gh_run(n, 600, bench_pair, NULL);
     if (rc != 0)
         return rc;
     /* init timing: 5 groups, median of the slowest rank (printed by the children as INIT). */
-    std::vector<double> inits;
+    std::vector<double> inits, boots;
     for (int rep = 0; rep < 5; rep++) {
         char tmpl[] = "/tmp/kccl-bench-init-XXXXXX";
         int fd = mkstemp(tmpl);
@@ -269,11 +337,13 @@ int main(int argc, char **argv)
         close(saved);
         FILE *f = fdopen(fd, "r");
         rewind(f);
-        double v;
+        double v, b;
         char line[256];
         while (fgets(line, sizeof(line), f))
-            if (sscanf(line, "INIT %lf", &v) == 1)
+            if (sscanf(line, "INIT %lf %lf", &v, &b) == 2) {
                 inits.push_back(v);
+                boots.push_back(b);
+            }
         fclose(f);
         unlink(tmpl);
         if (rc != 0)
@@ -283,6 +353,8 @@ int main(int argc, char **argv)
         char name[64];
         snprintf(name, sizeof(name), "init_%dgpu", n);
         result(name, median(inits), "ms");
+        snprintf(name, sizeof(name), "init_%dgpu_bootstrap_part", n);
+        result(name, median(boots), "ms");
     }
     return 0;
 }

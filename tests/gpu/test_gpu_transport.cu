@@ -81,6 +81,30 @@ __global__ void pc_wait_kernel(kccl_port_channel_dev_t *chs, int nch)
         kccl_pc_wait(&chs[blockIdx.x]);
 }
 
+/*
+ * Loads every kernel of this file into the context before the first launch. CUDA loads
+ * modules lazily by default (CUDA_MODULE_LOADING=LAZY since 12.2), and loading a kernel may
+ * wait for the kernels already running in the context: port_channels() launches a kernel that
+ * spins until the peer's proxy signals (pc_wait_kernel) and then, on another stream, the one
+ * that pushes this rank's triggers (pc_push_kernel); loaded lazily, the second launch waits
+ * for the first kernel, which waits for the peer, which waits the same way: every rank's wait
+ * timed out with "want 1, have 0". KCCL_TEST_NO_PRELOAD=1 skips this (to show the cause with
+ * CUDA_MODULE_LOADING=EAGER instead).
+ */
+static int preload_kernels(void)
+{
+    if (getenv("KCCL_TEST_NO_PRELOAD") != NULL)
+        return 0;
+    cudaFuncAttributes a;
+    GH_CUDA(cudaFuncGetAttributes(&a, mc_put_kernel));
+    GH_CUDA(cudaFuncGetAttributes(&a, mc_signal_all));
+    GH_CUDA(cudaFuncGetAttributes(&a, mc_wait_all));
+    GH_CUDA(cudaFuncGetAttributes(&a, mc_get_kernel));
+    GH_CUDA(cudaFuncGetAttributes(&a, pc_push_kernel));
+    GH_CUDA(cudaFuncGetAttributes(&a, pc_wait_kernel));
+    return 0;
+}
+
 /* Checks the peer slices of a receive buffer: peer p wrote seed(p, round) at p * SLICE. */
 static int check_slices(const void *dbuf, int rank, int n, int round, const char *what)
 {
@@ -272,6 +296,8 @@ static int rank_main(int rank, int n, const kccl_unique_id_t *id, const kccl_boo
     bufs_t b;
     b.rank = rank;
     b.n = n;
+    if (preload_kernels())
+        return 1;
     double t0 = gh_now();
     GH_OK(kccl_comm_init_rank(id, rank, n, o, &b.comm));
     printf("[rank %d] communicator ready in %.1f ms\n", rank, (gh_now() - t0) * 1e3);
@@ -298,6 +324,8 @@ static int rank_main_tcp(int rank, int n, const kccl_unique_id_t *id,
     b.rank = rank;
     b.n = n;
     setenv("KCCL_TRANSPORT", "tcp", 1);
+    if (preload_kernels())
+        return 1;
     GH_OK(kccl_comm_init_rank(id, rank, n, o, &b.comm));
     if (make_bufs(&b, 0) || host_puts(&b, 5, "tcp, device memory staged") || port_channels(&b, 6))
         return 1;

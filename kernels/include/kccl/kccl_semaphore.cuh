@@ -11,6 +11,14 @@
  *    peer's counter through the peer mapping with a system-scope release;
  *  - host to device (port channels): the peer's proxy writes the counter;
  *    this side only waits.
+ *
+ * Cost (H100 NV18, measured by bench_gpu_transport --sweep, tests/gpu/NOTES.md): a signal
+ * that orders data is a system-scope release, i.e. fence.acq_rel.sys (MEMBAR.ALL.SYS) before
+ * the remote add, and that fence alone takes 1.55 us even with nothing outstanding; st.release
+ * instead of red.release compiles to the same fence. So a data-ordering signal/wait round trip
+ * is ~4.4 us (1.35 us of NVLink flight + two fences); kccl_sem_signal_relaxed (no fence) gives
+ * the 1.35 us round trip for pure synchronisation. A GPU-scope fence (0.36 us) is not a
+ * release to a peer GPU under the PTX memory model and is not used.
  */
 #ifndef KCCL_SEMAPHORE_CUH
 #define KCCL_SEMAPHORE_CUH

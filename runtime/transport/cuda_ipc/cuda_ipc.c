@@ -5,8 +5,9 @@
  * kccl_mem_alloc is a cuMem allocation whose POSIX fd goes over the node's
  * Unix socket (ipc_socket.c). Imports are mapped into this process, which is
  * what memory channels use from the GPU. Peer access is enabled between the
- * two devices when this process can see both (found by PCI bus id: device
- * numbers differ between pods), else lazily by the IPC open.
+ * two devices lazily by the IPC open (cudaIpcMemLazyEnablePeerAccess) or by
+ * cuMemSetAccess; never with cudaDeviceEnablePeerAccess, which would create
+ * the peer GPU's context in this process (see ipc_ep_connect).
  *
  * Host-initiated operations (the proxy's port channels, kccl_link_*) run as
  * copies on one stream per link: put = cudaMemcpyAsync into the mapping;
@@ -151,35 +152,37 @@ static kccl_status_t ipc_ep_create(kccl_tp_ctx_t *c, int peer,
     return KCCL_OK;
 }
 
+/*
+ * Peer access is NOT enabled here. cudaDeviceEnablePeerAccess(peer device) makes the CUDA
+ * runtime create (retain) the peer GPU's primary context in this process: about 100-200 ms
+ * and several hundred MiB of that GPU's memory per peer, which dominated communicator set-up
+ * on the GPU hosts (243 ms on 2 GPUs, 1.6 s per rank on 4). Nothing needs it: legacy imports
+ * are opened with cudaIpcMemLazyEnablePeerAccess, cuMem imports get access for this device
+ * through cuMemSetAccess, and copies into either kind of mapping work without it. This only
+ * checks, cheaply, that the hardware path exists, and says so when it does not.
+ */
 static kccl_status_t ipc_ep_connect(kccl_tp_ep_t *ep, const uint8_t pair[KCCL_TP_PAIR_BYTES])
 {
     (void)pair;
     ipc_ctx_t *c = ep->ctx;
     int pdev = -1, can = 0;
     if (strcmp(ep->peer_bus, c->bus) == 0 || ep->peer_bus[0] == '\0')
-        return KCCL_OK; /* same GPU (or unknown): nothing to enable */
+        return KCCL_OK; /* same GPU (or unknown): nothing to check */
     if (cudaDeviceGetByPCIBusId(&pdev, ep->peer_bus) != cudaSuccess) {
         (void)cudaGetLastError();
         kccl_log_debug(IPC,
-                       "rank %d: rank %d's GPU %s is not visible here; peer access is "
-                       "enabled lazily by the IPC open",
+                       "rank %d: rank %d's GPU %s is not visible here; peer access comes "
+                       "with the IPC open",
                        c->env.rank, ep->peer, ep->peer_bus);
         return KCCL_OK;
     }
-    if (cudaSetDevice(c->device) != cudaSuccess ||
-        cudaDeviceCanAccessPeer(&can, c->device, pdev) != cudaSuccess || !can) {
+    if (cudaDeviceCanAccessPeer(&can, c->device, pdev) != cudaSuccess || !can) {
         (void)cudaGetLastError();
         kccl_log_warn(IPC,
                       "rank %d: GPU %s cannot access rank %d's GPU %s directly; copies "
                       "go through the driver and memory channels will fail",
                       c->env.rank, c->bus, ep->peer, ep->peer_bus);
-        return KCCL_OK;
     }
-    cudaError_t e = cudaDeviceEnablePeerAccess(pdev, 0);
-    if (e != cudaSuccess && e != cudaErrorPeerAccessAlreadyEnabled)
-        KCCL_FAIL(IPC, KCCL_ERR_CUDA, "rank %d: enabling peer access to %s: %s", c->env.rank,
-                  ep->peer_bus, cudaGetErrorString(e));
-    (void)cudaGetLastError();
     return KCCL_OK;
 }
 
