@@ -57,14 +57,15 @@ stage_deps() { scripts/install-deps.sh; }
 stage_build()
 {
     configure_build build -DKCCL_WERROR=ON -DKCCL_SANITIZE= -DKCCL_BUILD_BENCH=ON
-    run_ctest build
+    # Control-plane tests run in their own stage, against a control plane it starts.
+    run_ctest build -LE controlplane
 }
 
 stage_asan()
 {
     configure_build build-asan -DKCCL_WERROR=ON -DKCCL_SANITIZE=address,undefined \
         -DKCCL_BUILD_BENCH=OFF
-    run_ctest build-asan
+    run_ctest build-asan -LE controlplane
 }
 
 stage_tsan()
@@ -74,7 +75,7 @@ stage_tsan()
     # and say why next to the label: e.g. a test that forks hundreds of ranks (TSan's shadow
     # memory per process exhausts a 2-core CI box) or that checks fork() from a threaded parent
     # (TSan does not support multi-threaded fork). Races are never a reason.
-    run_ctest build-tsan -LE 'no-tsan'
+    run_ctest build-tsan -LE 'no-tsan|controlplane'
 }
 
 stage_cuda()
