@@ -393,10 +393,11 @@ kccl_status_t kccl_kube_watch(kccl_kube_client_t c, const kccl_kube_watch_opts_t
     } else if (st == KCCL_ERR_TIMED_OUT) {
         kccl_log_info(KUBE, "%s", kccl_last_error());
     }
-    if (w.rv)
-        snprintf(w.stats.resource_version, sizeof(w.stats.resource_version), "%s", w.rv);
-    free(w.rv);
+    char *rv = w.rv; /* a local: writing into w.stats must not hide the pointer */
     w.rv = NULL;
+    if (rv)
+        snprintf(w.stats.resource_version, sizeof(w.stats.resource_version), "%s", rv);
+    free(rv);
     if (opts->stats)
         *opts->stats = w.stats;
     kccl_kube_json_stream_fini(&w.js);

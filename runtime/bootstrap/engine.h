@@ -144,7 +144,7 @@ struct kccl_bootstrap {
     struct kccl_root *root; /* the root rank, during create */
 
     kccl_status_t failed; /* sticky failure, 0 if none */
-    int closing;              /* in destroy: notices from peers are no longer errors */
+    int closing;          /* in destroy: notices from peers are no longer errors */
     int in_timeout;       /* set while a cond is asked one last time at its deadline */
     int abort_sent;
     uint32_t coll_seq;

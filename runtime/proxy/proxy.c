@@ -14,7 +14,6 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "memory/gpu.h"
-#include "core/config.h"
 
 int kccl_proxy_parse_cpulist(const char *text, cpu_set_t *set)
 {

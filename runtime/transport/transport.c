@@ -16,7 +16,6 @@
 #include "core/error.h"
 #include "memory/gpu.h"
 #include "proxy/proxy.h"
-#include "core/config.h"
 
 /* ------------------------------------------------------------ the tables */
 

@@ -311,8 +311,7 @@ int main(int argc, char **argv)
             n = atoi(argv[i]);
     }
     if (n < 2) {
-        fprintf(stderr, "usage: %s [nranks >= 2] [--json FILE] [--sweep | --init-only]\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s [nranks >= 2] [--json FILE] [--sweep | --init-only]\n", argv[0]);
         return 2;
     }
     setenv("NCCL_NVLS_ENABLE", "0", 1);

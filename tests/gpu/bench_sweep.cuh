@@ -70,7 +70,8 @@ __global__ void sweep_copy_kernel(char *dst, const char *src, uint64_t bytes)
 template <int U, uint64_t CHUNK>
 __global__ void cyclic_copy_kernel(char *dst, const char *src, uint64_t bytes)
 {
-    for (uint64_t off = (uint64_t)blockIdx.x * CHUNK; off < bytes; off += (uint64_t)gridDim.x * CHUNK) {
+    for (uint64_t off = (uint64_t)blockIdx.x * CHUNK; off < bytes;
+         off += (uint64_t)gridDim.x * CHUNK) {
         uint64_t n = bytes - off < CHUNK ? bytes - off : CHUNK;
         sweep_copy<U, false>((int4 *)(dst + off), (const int4 *)(src + off), n / 16, threadIdx.x,
                              blockDim.x);
@@ -151,10 +152,11 @@ __global__ void tma_put_kernel(char *dst, const char *src, uint64_t bytes, uint3
         uint32_t b = smem_u32(&bar[c]), sm = smem_u32(tma_smem + c * chunk);
         asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b), "r"(len)
                      : "memory");
-        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], "
-                     "%2, [%3];" ::"r"(sm),
-                     "l"(src + o), "r"(len), "r"(b)
-                     : "memory");
+        asm volatile(
+            "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], "
+            "%2, [%3];" ::"r"(sm),
+            "l"(src + o), "r"(len), "r"(b)
+            : "memory");
     }
     uint32_t phases = 0;
     uint64_t start = kccl_globaltimer();
@@ -205,8 +207,7 @@ __global__ void tma_put_kernel(char *dst, const char *src, uint64_t bytes, uint3
  * 3 st.release.sys of this side's running count
  * 4 fence.sc.sys (__threadfence_system) + red.relaxed.sys
  * 5 like 0, but the waiter polls relaxed and acquires once */
-template <int MODE>
-__device__ __forceinline__ void signal_var(uint64_t *remote, uint64_t count)
+template <int MODE> __device__ __forceinline__ void signal_var(uint64_t *remote, uint64_t count)
 {
     if (MODE == 0 || MODE == 5)
         kccl_add_release_sys(remote, 1);
@@ -223,8 +224,7 @@ __device__ __forceinline__ void signal_var(uint64_t *remote, uint64_t count)
     }
 }
 
-template <int MODE>
-__device__ __forceinline__ void wait_var(const uint64_t *p, uint64_t want)
+template <int MODE> __device__ __forceinline__ void wait_var(const uint64_t *p, uint64_t want)
 {
     uint64_t start = kccl_globaltimer(), have;
     uint32_t spins = 0;
@@ -278,9 +278,8 @@ __global__ void fence_kernel(uint64_t *remote, uint64_t *local, int iters, int m
 /* Rank 0 writes nvec tagged int4 into rank 1's buffer, signals (MODE); rank 1 waits, checks
  * every word, acknowledges (relaxed). *bad counts iterations with any stale word. */
 template <int MODE>
-__global__ void order_kernel(kccl_memory_channel_dev_t c, const uint4 *mine, int sender,
-                             int iters, uint32_t nvec, unsigned long long *bad,
-                             unsigned long long *ns)
+__global__ void order_kernel(kccl_memory_channel_dev_t c, const uint4 *mine, int sender, int iters,
+                             uint32_t nvec, unsigned long long *bad, unsigned long long *ns)
 {
     uint4 *remote = (uint4 *)c.remote;
     uint64_t t0 = kccl_globaltimer();
@@ -385,7 +384,8 @@ static int sweep_order(kccl_comm_t comm, int rank, int peer, kccl_mem_t smem, kc
     GH_CUDA(cudaDeviceSynchronize());
     const int iters = 20000;
     GH_OK(pair_sync(bs, peer, seq));
-    order_kernel<MODE><<<1, 512>>>(mh, (const uint4 *)myrbuf, rank == 0, iters, bytes / 16, bad, ns);
+    order_kernel<MODE>
+        <<<1, 512>>>(mh, (const uint4 *)myrbuf, rank == 0, iters, bytes / 16, bad, ns);
     GH_CUDA(cudaGetLastError());
     GH_CUDA(cudaDeviceSynchronize());
     unsigned long long hb = 0, hn = 0;
@@ -444,7 +444,8 @@ static int bench_sweep(int rank, int n, const kccl_unique_id_t *id, const kccl_b
     GH_OK(kccl_mem_recv(comm, peer, &prbuf));
     GH_OK(kccl_mem_send(comm, smem, peer));
     GH_OK(kccl_mem_recv(comm, peer, &psbuf));
-    char *peer_r = (char *)kccl_rmem_mapped_ptr(prbuf), *peer_s = (char *)kccl_rmem_mapped_ptr(psbuf);
+    char *peer_r = (char *)kccl_rmem_mapped_ptr(prbuf),
+         *peer_s = (char *)kccl_rmem_mapped_ptr(psbuf);
     GH_CHECK(peer_r != NULL && peer_s != NULL, "peer buffers not mapped");
     int dev, sms;
     GH_CUDA(cudaGetDevice(&dev));
@@ -467,8 +468,9 @@ static int bench_sweep(int rank, int n, const kccl_unique_id_t *id, const kccl_b
 
     /* 2. fence costs (rank 0 alone) */
     if (rank == 0) {
-        const char *fn[] = {"acq_rel_sys", "acq_rel_gpu", "remote_st_acq_rel_sys",
-                            "local_st_acq_rel_sys", "remote_st_acq_rel_gpu", "sc_sys"};
+        const char *fn[] = {"acq_rel_sys",           "acq_rel_gpu",
+                            "remote_st_acq_rel_sys", "local_st_acq_rel_sys",
+                            "remote_st_acq_rel_gpu", "sc_sys"};
         for (int m = 0; m < 6; m++) {
             const int iters = 20000;
             for (int warm = 0; warm < 2; warm++) {
@@ -506,7 +508,8 @@ static int bench_sweep(int rank, int n, const kccl_unique_id_t *id, const kccl_b
                                     (const char *)sbuf, bytes, slot, e0, e1, &g))
                     return 1;
                 char nm[96];
-                snprintf(nm, sizeof(nm), "put_%s_%lluMiB", sh.name, (unsigned long long)(bytes >> 20));
+                snprintf(nm, sizeof(nm), "put_%s_%lluMiB", sh.name,
+                         (unsigned long long)(bytes >> 20));
                 result(nm, g, "GB/s");
             }
     GH_OK(pair_sync(bs, peer, &seq));
@@ -546,7 +549,8 @@ static int bench_sweep(int rank, int n, const kccl_unique_id_t *id, const kccl_b
             const char *name;
             int bps;
             uint32_t chunk;
-        } tv[] = {{"tma_put_b1_4x32K", 1, 32768}, {"tma_put_b2_4x16K", 2, 16384},
+        } tv[] = {{"tma_put_b1_4x32K", 1, 32768},
+                  {"tma_put_b2_4x16K", 2, 16384},
                   {"tma_put_b1_4x48K", 1, 49152}};
         GH_CUDA(cudaFuncSetAttribute(tma_put_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      4 * 49152));
@@ -557,8 +561,8 @@ static int bench_sweep(int rank, int n, const kccl_unique_id_t *id, const kccl_b
             for (int it = 0; it < 12; it++) {
                 uint64_t off = (uint64_t)(it % 2) * slot;
                 GH_CUDA(cudaEventRecord(e0));
-                tma_put_kernel<4><<<sms * v.bps, 32, 4 * v.chunk>>>(peer_r + off, (char *)sbuf + off,
-                                                                    slot, v.chunk);
+                tma_put_kernel<4><<<sms * v.bps, 32, 4 * v.chunk>>>(
+                    peer_r + off, (char *)sbuf + off, slot, v.chunk);
                 GH_CUDA(cudaEventRecord(e1));
                 GH_CUDA(cudaEventSynchronize(e1));
                 GH_CUDA(cudaGetLastError());

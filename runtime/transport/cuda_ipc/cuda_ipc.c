@@ -22,11 +22,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "memory/cu_driver.h"
 #include "memory/cumem.h"
 #include "transport/cuda_ipc/ipc_socket.h"
-#include "core/config.h"
 #include "transport/transport.h"
 
 #define SIG_SLOTS 1024

@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "bootstrap/auth.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "transport/ib/ib.h"
-#include "core/config.h"
 
 kccl_status_t kccl_ib_check_memlock(const kccl_ibv_t *v, int rank)
 {

@@ -18,10 +18,10 @@
 #include <unistd.h>
 
 #include "bootstrap/auth.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "memory/gpu.h"
 #include "transport/tcp/tcp.h"
-#include "core/config.h"
 
 #define HELLO_MAGIC 0x4454434Bu /* "KCTD" */
 #define REPLY_MAGIC 0x5254434Bu /* "KCTR" */

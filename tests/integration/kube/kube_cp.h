@@ -11,15 +11,15 @@
 #ifndef KCCL_KUBE_CP_H
 #define KCCL_KUBE_CP_H
 
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <time.h>
+
 #include "core/error.h"
 #include "kccl/kube.h"
 #include "kccl_test.h"
 #include "kube_config.h"
 #include "kube_util.h"
-
-#include <stdarg.h>
-#include <sys/wait.h>
-#include <time.h>
 
 #ifndef KCCL_SOURCE_DIR
 #error "KCCL_SOURCE_DIR must be defined (the repository root)"

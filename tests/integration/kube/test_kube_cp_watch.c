@@ -12,9 +12,9 @@
  * control plane are not disturbed; KCCL_KUBE_IT_RESTART_MAIN=1 restarts
  * cp.sh's own apiserver instead.
  */
-#include "kube_cp.h"
-
 #include <pthread.h>
+
+#include "kube_cp.h"
 
 #define MAX_EV 1024
 
