@@ -39,6 +39,7 @@
 typedef struct {
     int pods, runs, bootstrap, last_root, settle_ms;
     const char *json;
+    const char *sidecar; /* the binary under test */
 } opts_t;
 
 typedef struct {
@@ -51,6 +52,7 @@ typedef struct {
     long rss_max, rss_med, anon_max, file_max;
     double open_watches;
     int bad_exits;
+    int nsamples; /* per-pod samples this run recorded */
 } run_t;
 
 static pk_t kit;
@@ -207,8 +209,9 @@ static double wait_demos(pk_pod_t **pods, int n, int timeout_ms)
             pods[i]->demo = 0;
             left--;
             if (rc != 0) {
-                fprintf(stderr, "bench: kccl-demo of %s exited %d (see %s/demo.log)\n",
-                        pods[i]->name, rc, pods[i]->dir);
+                char tail[1024] = "";
+                pk_sh(&kit, tail, sizeof(tail), "tail -2 '%s/demo.log'", pods[i]->dir);
+                fprintf(stderr, "bench: kccl-demo of %s exited %d: %s\n", pods[i]->name, rc, tail);
                 failed++;
             }
         }
@@ -296,10 +299,14 @@ static int one_run(const opts_t *o, int run, pk_pod_t **pods, run_t *r, double *
     if (rc == 0) {
         double lo = 1e300, hi = 0;
         for (int i = 0; i < n; i++) {
-            per_pod[i] = (mt[i] - t0) * 1e3;
             lo = mt[i] < lo ? mt[i] : lo;
             hi = mt[i] > hi ? mt[i] : hi;
         }
+        /* each pod's wait for the id: all of them when rank 0 is last; else only the last
+         * pod's (the others had theirs before t0) */
+        r->nsamples = o->last_root ? n : 1;
+        for (int i = 0; i < r->nsamples; i++)
+            per_pod[i] = (mt[o->last_root ? i : last] - t0) * 1e3;
         r->handoff_ms = (hi - t0) * 1e3;
         r->first_ms = (lo - t0) * 1e3;
     } else {
@@ -330,16 +337,21 @@ static void usage(FILE *f)
                "  --last       which pod comes last: rank 0 (default) or rank N-1\n"
                "  --bootstrap  also run kccl-demo in every pod; time to the last demo's exit\n"
                "  --settle MS  pause before each timed step (default 500)\n"
+               "  --sidecar BIN  the sidecar binary (default: this build's kccl-sidecar)\n"
                "Needs root and the local control plane (e2e/controlplane/cp.sh up).\n");
 }
 
 static int parse(int argc, char **argv, opts_t *o)
 {
-    static const struct option lo[] = {
-        {"last", required_argument, 0, 'l'},   {"bootstrap", no_argument, 0, 'b'},
-        {"settle", required_argument, 0, 's'}, {"json", required_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    *o = (opts_t){.pods = 64, .runs = 10, .last_root = 1, .settle_ms = 500};
+    static const struct option lo[] = {{"last", required_argument, 0, 'l'},
+                                       {"bootstrap", no_argument, 0, 'b'},
+                                       {"settle", required_argument, 0, 's'},
+                                       {"json", required_argument, 0, 'j'},
+                                       {"sidecar", required_argument, 0, 'S'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    *o = (opts_t){
+        .pods = 64, .runs = 10, .last_root = 1, .settle_ms = 500, .sidecar = KCCL_SIDECAR_BIN};
     int c;
     while ((c = getopt_long(argc, argv, "n:r:h", lo, NULL)) != -1) {
         switch (c) {
@@ -349,6 +361,7 @@ static int parse(int argc, char **argv, opts_t *o)
         case 'b': o->bootstrap = 1; break;
         case 's': o->settle_ms = (int)strtol(optarg, NULL, 10); break;
         case 'j': o->json = optarg; break;
+        case 'S': o->sidecar = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -432,8 +445,10 @@ static int write_json(const opts_t *o, const run_t *runs, int nr, double *hand, 
     sum_t rm = summarize(rss_med, nr);
     fprintf(f, "{\n  \"benchmark\": \"rendezvous\",\n  \"pods\": %d,\n  \"runs\": %d,\n", o->pods,
             nr);
-    fprintf(f, "  \"last\": \"%s\",\n  \"machine\": \"%s\",\n  \"control_plane\": \"%s\",\n",
-            o->last_root ? "rank0" : "member", mach, kit.apiserver);
+    fprintf(f,
+            "  \"last\": \"%s\",\n  \"machine\": \"%s\",\n  \"control_plane\": \"%s\",\n"
+            "  \"sidecar\": \"%s\",\n",
+            o->last_root ? "rank0" : "member", mach, kit.apiserver, o->sidecar);
     json_sum(f, "last_running_to_all_handoffs_ms", summarize(hand, nr), hand, nr, 0);
     json_sum(f, "last_running_to_each_handoff_ms", summarize(perpod, npp), NULL, npp, 0);
     if (o->bootstrap)
@@ -459,8 +474,7 @@ int main(int argc, char **argv)
         return 2;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    int rc =
-        pk_init(&kit, "bench", KCCL_SOURCE_DIR, KCCL_SIDECAR_BIN, KCCL_DEMO_BIN, o.pods + o.runs);
+    int rc = pk_init(&kit, "bench", KCCL_SOURCE_DIR, o.sidecar, KCCL_DEMO_BIN, o.pods + o.runs);
     if (rc != 0) {
         fprintf(stderr, "bench: %s\n",
                 rc == PK_SKIP ? "the control plane is not up (e2e/controlplane/cp.sh up)"
@@ -482,9 +496,10 @@ int main(int argc, char **argv)
             rc = -1;
     }
     machine(mach, sizeof(mach));
-    printf("# kccl-bench-rendezvous: %d pods, last pod = %s, %d runs%s\n# %s; apiserver %s\n",
+    printf("# kccl-bench-rendezvous: %d pods, last pod = %s, %d runs%s\n# %s; apiserver %s\n"
+           "# sidecar %s\n",
            o.pods, o.last_root ? "rank 0" : "rank N-1", o.runs,
-           o.bootstrap ? ", with kccl-demo bootstrap" : "", mach, kit.apiserver);
+           o.bootstrap ? ", with kccl-demo bootstrap" : "", mach, kit.apiserver, o.sidecar);
     printf("# %4s %12s %12s %12s %9s %9s %9s %9s %9s %9s\n", "run", "all_hand_ms", "first_ms",
            "boot_ms", "req/pod", "req_mean", "watch/pod", "open_w", "rss_kib", "rss_med");
     for (int r = 0; rc == 0 && r < o.runs && !g_interrupted; r++) {
@@ -498,7 +513,7 @@ int main(int argc, char **argv)
                x->rss_max, x->rss_med);
         fflush(stdout);
         hand[nr++] = x->handoff_ms;
-        npp += o.pods;
+        npp += x->nsamples;
         if (x->boot_ms >= 0)
             boot[nb++] = x->boot_ms;
     }
@@ -509,8 +524,8 @@ int main(int argc, char **argv)
         sum_t sh = summarize(h, nr), sp = summarize(pp, npp);
         printf("# last Running -> every handoff: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d runs)\n",
                sh.p50, sh.p99, sh.max, nr);
-        printf("# last Running -> each pod's handoff: p50 %.1f ms, p99 %.1f ms (%d samples)\n",
-               sp.p50, sp.p99, npp);
+        printf("# last Running -> %s: p50 %.1f ms, p99 %.1f ms (%d samples)\n",
+               o.last_root ? "each pod's handoff" : "its own handoff", sp.p50, sp.p99, npp);
         if (nb > 0) {
             double *b = calloc((size_t)nb, sizeof(double));
             memcpy(b, boot, sizeof(double) * (size_t)nb);

@@ -54,7 +54,9 @@ static void sc_itest_on_alarm(int sig) // NOLINT(bugprone-signal-handler): see a
 /* Skips (77) without a control plane; sets up the kit; a watchdog of watchdog_s seconds. */
 static inline void sc_itest_init(const char *prog, int max_pods, int watchdog_s)
 {
-    int rc = pk_init(&sc_kit, prog, KCCL_SOURCE_DIR, KCCL_SIDECAR_BIN, KCCL_DEMO_BIN, max_pods);
+    const char *bin = getenv("KCCL_SC_TEST_BIN"); /* e.g. kccl-sidecar-static (CMake) */
+    int rc = pk_init(&sc_kit, prog, KCCL_SOURCE_DIR, bin && *bin ? bin : KCCL_SIDECAR_BIN,
+                     KCCL_DEMO_BIN, max_pods);
     if (rc == PK_SKIP) {
         printf("SKIP: the control plane is not up (run %s/e2e/controlplane/cp.sh up)\n",
                KCCL_SOURCE_DIR);

@@ -37,7 +37,7 @@ static void start_rank0_last(pk_pod_t **pods, int n)
 static int probe(pk_pod_t *p)
 {
     char cmd[1400];
-    snprintf(cmd, sizeof(cmd), "'%s' probe '%s' >/dev/null 2>&1", KCCL_SIDECAR_BIN, p->handoff);
+    snprintf(cmd, sizeof(cmd), "'%s' probe '%s' >/dev/null 2>&1", sc_kit.sidecar_bin, p->handoff);
     int st = system(cmd); // NOLINT(cert-env33-c): runs the binary as a kubelet's probe would
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

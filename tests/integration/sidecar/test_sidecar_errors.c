@@ -13,7 +13,7 @@
 static int probe(pk_pod_t *p)
 {
     char cmd[1400];
-    snprintf(cmd, sizeof(cmd), "'%s' probe '%s' >/dev/null 2>&1", KCCL_SIDECAR_BIN, p->handoff);
+    snprintf(cmd, sizeof(cmd), "'%s' probe '%s' >/dev/null 2>&1", sc_kit.sidecar_bin, p->handoff);
     int st = system(cmd); // NOLINT(cert-env33-c): runs the binary as a kubelet's probe would
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
@@ -170,6 +170,29 @@ static void test_forbidden_in_other_namespace(void **state)
         fail_msg("the log does not explain the 403: %s", out);
 }
 
+/* A CA that did not sign the apiserver's certificate: the TLS handshake is refused, exit 1. */
+static void test_wrong_ca_refused(void **state)
+{
+    char ann[256], out[4096];
+    (void)state;
+    sc_ann(ann, sizeof(ann), "g-ca", "0", "1", NULL);
+    pk_pod_t *p = sc_pod("wrong-ca", ann, NULL, "node-0");
+    int rc = pk_sh(&sc_kit, out, sizeof(out),
+                   "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+                   "-subj /CN=not-the-cluster-ca -keyout '%s/other.key' -out '%s/sa/ca.crt' 2>&1",
+                   p->dir, p->dir);
+    assert_int_equal(rc, 0);
+    const char *extra[] = {"KCCL_SIDECAR_API_TIMEOUT=3", NULL};
+    sc_start(p, extra);
+    rc = pk_wait(p->sidecar, 20000);
+    p->sidecar = 0;
+    assert_int_equal(rc, 1);
+    assert_false(pk_handoff_exists(p));
+    assert_int_equal(pk_sh(&sc_kit, out, sizeof(out), "cat '%s/sidecar.log'", p->dir), 0);
+    if (strstr(out, "TLS") == NULL)
+        fail_msg("the log does not name the TLS failure: %s", out);
+}
+
 /* The shipped Role: exactly what the sidecar needs, in its own namespace only (asked of the
  * apiserver's authorizer with SubjectAccessReviews). */
 static void test_role_is_least_privilege(void **state)
@@ -252,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_world_size_changes),
         cmocka_unit_test(test_world_size_mismatch),
         cmocka_unit_test(test_forbidden_in_other_namespace),
+        cmocka_unit_test(test_wrong_ca_refused),
         cmocka_unit_test(test_role_is_least_privilege),
         cmocka_unit_test(test_no_token_in_logs),
     };
