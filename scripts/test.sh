@@ -96,11 +96,13 @@ stage_controlplane()
     e2e/controlplane/build.sh
     # Down on every exit path: nothing of the control plane may outlive the stage.
     trap 'e2e/controlplane/cp.sh down >/dev/null 2>&1 || true' EXIT
+    # smoke: up in <= 30 s, use, down, and nothing left behind; then up again for the suites.
+    e2e/controlplane/cp.sh down >/dev/null 2>&1 || true
+    e2e/controlplane/smoke.sh
     e2e/controlplane/cp.sh up
     # Serial: the control-plane suites share one apiserver and its audit log.
     ctest --test-dir build -j1 --output-on-failure --no-tests=error -L controlplane \
         ${CTEST_EXTRA[@]+"${CTEST_EXTRA[@]}"}
-    e2e/controlplane/smoke.sh
 }
 
 stage_fuzz() { scripts/fuzz.sh "$FUZZ_SECONDS"; }
