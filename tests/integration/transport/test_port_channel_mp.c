@@ -84,6 +84,9 @@ static int pc_proc(mp_t *mp, int r, void *arg)
     MP_CHECK(kccl_port_channel_put(to_next, 1ull << 40, 0, 8) == KCCL_ERR_INVALID_ARG,
              "offset beyond the trigger format");
     MP_CHECK(kccl_port_channel_wait(from_prev, 100) == KCCL_ERR_TIMED_OUT, "no signal pending");
+    /* Nobody tears down while a neighbour still waits out its 100 ms above (the peer's
+     * close would end that wait early with KCCL_ERR_REMOTE instead of the timeout). */
+    MP_CHECK_OK(kccl_bootstrap_barrier(kccl_comm_bootstrap(comm)));
     if (from_prev != to_next)
         kccl_port_channel_destroy(from_prev);
     kccl_port_channel_destroy(to_next);
