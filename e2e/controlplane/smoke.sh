@@ -158,7 +158,9 @@ pod_net() {
     ip link add "${NS}-h" type veth peer name eth0 netns "${NS}"
     ip link set "${NS}-h" master "${KCCL_CP_BRIDGE}" up
     ip -n "${NS}" link set lo up
-    ip -n "${NS}" addr add 10.244.200.2/16 dev eth0
+    # An address in the bridge's own /16 (10.244.0.1/16 by default -> 10.244.200.2/16).
+    local prefix="${KCCL_CP_BRIDGE_IP%.*.*}"
+    ip -n "${NS}" addr add "${prefix}.200.2/16" dev eth0
     ip -n "${NS}" link set eth0 up
 }
 check "stand-in pod netns with a veth into ${KCCL_CP_BRIDGE}" pod_net
