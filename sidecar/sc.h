@@ -174,6 +174,7 @@ typedef struct {
     char id[KCCL_UNIQUE_ID_STRLEN + 1];
     int id_text_ok; /* unique-id has the id's length (full check: kccl_unique_id_from_string) */
     long id_epoch;
+    unsigned gen; /* the sidecar's list generation that last delivered it */
 } sc_root_t;
 
 /* Reads a pod object (from a GET or a watch event). */

@@ -144,6 +144,7 @@ void sc_roots_upsert(sc_t *s, const cJSON *pod)
         sc_roots_remove(s, pod);
         return;
     }
+    r.gen = s->list_gen;
     int i = find_root(s, r.name);
     if (i >= 0)
         s->roots[i] = r;
@@ -153,10 +154,14 @@ void sc_roots_upsert(sc_t *s, const cJSON *pod)
         s->roots_overflow++;
 }
 
-void sc_roots_clear(sc_t *s)
+void sc_roots_purge_stale(sc_t *s)
 {
-    s->nroots = 0;
-    s->roots_overflow = 0;
+    for (int i = 0; i < s->nroots;) {
+        if (s->roots[i].gen != s->list_gen)
+            s->roots[i] = s->roots[--s->nroots];
+        else
+            i++;
+    }
 }
 
 /* "a, b and 3 more" */

@@ -135,6 +135,11 @@ static int watch_until_done(sc_t *s, const char *from_rv, const char *field_sel,
         kccl_kube_watch_stats_t stats;
         kccl_kube_result_t res;
         memset(&stats, 0, sizeof(stats));
+        if (!s->rv[0]) { /* this call starts with a LIST that delivers every current object */
+            s->list_gen++;
+            s->purge_pending = 1;
+            s->roots_overflow = 0; /* counted anew by the LIST (not tracked by name) */
+        }
         kccl_kube_watch_opts_t wo = {.path = s->api.pods_path,
                                      .field_selector = field_sel,
                                      .label_selector = label_sel,
@@ -152,6 +157,14 @@ static int watch_until_done(sc_t *s, const char *from_rv, const char *field_sel,
             return -1;
         if (s->done)
             return 1;
+        if (st == KCCL_OK && s->relist) {
+            /* ended on an object of the LIST that starts a watch: resuming from the LIST's
+             * resourceVersion would skip the objects listed after it, so list again (the
+             * candidates seen so far stay; the new LIST refreshes them) */
+            s->relist = 0;
+            s->rv[0] = '\0';
+            continue;
+        }
         if (st == KCCL_OK || (st == KCCL_ERR_TIMED_OUT && wo.timeout_ms > 0)) {
             if (stats.resource_version[0])
                 snprintf(s->rv, sizeof(s->rv), "%s", stats.resource_version);
@@ -164,8 +177,7 @@ static int watch_until_done(sc_t *s, const char *from_rv, const char *field_sel,
         }
         kccl_log_warn(TOOL, "watch of pods in %s ended: %s; watching again", s->self.ns,
                       kccl_last_error());
-        sc_roots_clear(s); /* the fresh LIST replays the current state */
-        s->rv[0] = '\0';
+        s->rv[0] = '\0'; /* the fresh LIST replays the current state */
         backoff_sleep(s, &failures);
     }
     return 0;
@@ -197,6 +209,7 @@ static int own_pod_event(void *arg, const kccl_kube_event_t *ev)
         s->done = 1;
         return 1;
     }
+    s->relist = s->action_pending && ev->synthetic;
     return s->action_pending ? 1 : 0;
 }
 
@@ -218,13 +231,21 @@ static int settle_spec(sc_t *s)
 static int root_event(void *arg, const kccl_kube_event_t *ev)
 {
     sc_t *s = arg;
+    if (!ev->synthetic && s->purge_pending) { /* the LIST is over: what it missed is gone */
+        s->purge_pending = 0;
+        sc_roots_purge_stale(s);
+        if (ev->type == KCCL_KUBE_EVENT_BOOKMARK)
+            return sc_eval_group(s);
+    }
     switch (ev->type) {
     case KCCL_KUBE_EVENT_ADDED:
     case KCCL_KUBE_EVENT_MODIFIED: sc_roots_upsert(s, ev->object); break;
     case KCCL_KUBE_EVENT_DELETED: sc_roots_remove(s, ev->object); break;
     default: return 0;
     }
-    return sc_eval_group(s);
+    int rc = sc_eval_group(s);
+    s->relist = rc > 0 && ev->synthetic;
+    return rc;
 }
 
 static int rendezvous(sc_t *s)

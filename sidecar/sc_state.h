@@ -34,9 +34,12 @@ typedef struct {
     sc_root_t roots[SC_ROOTS_MAX];
     int nroots;
     int roots_overflow;
-    int world_agreed; /* a member saw rank 0 agree on the world size */
-    char rv[128];     /* resume point of the next watch */
-    int done;         /* the spec watch: the spec is valid now */
+    int world_agreed;  /* a member saw rank 0 agree on the world size */
+    char rv[128];      /* resume point of the next watch */
+    int done;          /* the spec watch: the spec is valid now */
+    int relist;        /* the watch ended on a LIST's event: start over with a LIST */
+    unsigned list_gen; /* bumped by each watch call that starts with a LIST */
+    int purge_pending; /* drop candidates the last LIST did not deliver, at the next real event */
 
     /* outcome */
     int handoff_ok;
@@ -54,7 +57,8 @@ int sc_eval_spec(sc_t *s);
 /* Rank-0 candidates from the watch. */
 void sc_roots_upsert(sc_t *s, const cJSON *pod);
 void sc_roots_remove(sc_t *s, const cJSON *pod);
-void sc_roots_clear(sc_t *s);
+/* After a LIST replayed the current objects: forgets the candidates it did not deliver. */
+void sc_roots_purge_stale(sc_t *s);
 /* Decides after each watch event; returns 1 to end the watch (an action is due), else 0. */
 int sc_eval_group(sc_t *s);
 /* Posts the pending Event and republishes; 0, or -1 on a fatal error. */

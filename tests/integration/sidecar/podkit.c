@@ -283,8 +283,10 @@ void pk_fini(pk_t *k)
         cleanup_octet(k, k->octet + i);
     if (k->ns[0])
         pk_sh(k, NULL, 0, "kubectl delete namespace %s --wait=false >/dev/null 2>&1", k->ns);
-    if (k->tmp[0])
+    if (k->tmp[0] && getenv("KCCL_PODKIT_KEEP") == NULL)
         pk_sh(k, NULL, 0, "rm -rf '%s'", k->tmp);
+    else if (k->tmp[0])
+        fprintf(stderr, "podkit: KCCL_PODKIT_KEEP: the pods' files stay in %s\n", k->tmp);
     for (int i = 0; i < 8; i++)
         if (k->lock_fds[i] >= 0)
             close(k->lock_fds[i]);
@@ -412,20 +414,48 @@ pk_pod_t *pk_pod_create(pk_t *k, const char *name, const char *annotations_json,
     return p;
 }
 
+static void bridge_mac(const pk_t *k, char *mac, size_t len)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/sys/class/net/%s/address", k->bridge);
+    FILE *f = fopen(path, "r");
+    mac[0] = '\0';
+    if (f != NULL) {
+        if (fgets(mac, (int)len, f) == NULL)
+            mac[0] = '\0';
+        fclose(f);
+    }
+}
+
+/*
+ * The bridge cp.sh makes has no MAC of its own (addr_assign_type random), so Linux gives it the
+ * lowest MAC of its ports: a veth joining or leaving can change the MAC behind the apiserver's
+ * IP, and pods that cached the old one lose the apiserver until their ARP entry expires (tens
+ * of seconds). Host ends here get the highest locally administered MACs (fe:ff:...), so they
+ * rarely become the lowest; when the bridge's MAC changes anyway, this program's pods forget
+ * the stale entry at once.
+ */
 int pk_pod_net(pk_t *k, pk_pod_t *p)
 {
-    char out[2048];
-    int rc =
-        pk_sh(k, out, sizeof(out),
-              "set -e; ip netns add %s; ip link add %s type veth peer name eth0 netns %s; "
-              "ip link set %s master %s up; ip -n %s addr add %s/16 dev eth0; "
-              "ip -n %s link set eth0 up; ip -n %s link set lo up 2>&1",
-              p->netns, p->veth, p->netns, p->veth, k->bridge, p->netns, p->ip, p->netns, p->netns);
+    char out[2048], before[32], after[32];
+    bridge_mac(k, before, sizeof(before));
+    int rc = pk_sh(k, out, sizeof(out),
+                   "set -e; ip netns add %s; ip link add %s address fe:ff:%02x:%02x:%02x:01 type "
+                   "veth peer name eth0 netns %s; ip link set %s master %s up; "
+                   "ip -n %s addr add %s/16 dev eth0; ip -n %s link set eth0 up; "
+                   "ip -n %s link set lo up 2>&1",
+                   p->netns, p->veth, k->octet & 0xff, (p->index >> 8) & 0xff, p->index & 0xff,
+                   p->netns, p->veth, k->bridge, p->netns, p->ip, p->netns, p->netns);
     if (rc != 0) {
         pk_err("network of pod %s: %s", p->name, out);
         return -1;
     }
     p->net_up = 1;
+    bridge_mac(k, after, sizeof(after));
+    if (strcmp(before, after) != 0)
+        for (int i = 0; i < k->npods; i++)
+            if (k->pods[i].net_up && &k->pods[i] != p)
+                pk_sh(k, NULL, 0, "ip -n %s neigh flush dev eth0 2>/dev/null", k->pods[i].netns);
     return 0;
 }
 
@@ -704,6 +734,9 @@ pid_t pk_sidecar_start(pk_t *k, pk_pod_t *p, const char *const *extra)
     env_put(&e, "KUBERNETES_SERVICE_HOST", k->bridge_ip);
     env_put(&e, "KUBERNETES_SERVICE_PORT", k->port);
     env_put(&e, "KCCL_KUBE_SA_DIR", sa);
+    const char *level = getenv("KCCL_PODKIT_LOG_LEVEL"); /* debugging a test: debug, trace */
+    if (level && *level)
+        env_put(&e, "KCCL_LOG_LEVEL", level);
     env_extra(&e, extra);
     char *argv[] = {k->sidecar_bin, NULL};
     pid_t pid = spawn_in_pod(p, k->sidecar_bin, argv, e.v, log);

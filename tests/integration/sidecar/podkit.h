@@ -90,7 +90,8 @@ typedef struct {
  */
 int pk_init(pk_t *k, const char *prog, const char *source_dir, const char *sidecar_bin,
             const char *demo_bin, int max_pods);
-/* Stops every process, deletes every netns, the namespace and the directory. Idempotent. */
+/* Stops every process, deletes every netns, the namespace and the directory (kept when
+ * KCCL_PODKIT_KEEP is set; KCCL_PODKIT_LOG_LEVEL sets the sidecars' log level). Idempotent. */
 void pk_fini(pk_t *k);
 
 /* Runs a shell command with the control plane's PATH and KUBECONFIG; output in out. */

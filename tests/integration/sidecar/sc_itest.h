@@ -180,6 +180,11 @@ static inline void sc_check_group(pk_pod_t **pods, int n, long epoch, int port, 
     sc_pod_meta(pods[0], "annotations", "kccl.io/unique-id", id0, sizeof(id0));
     kccl_unique_id_t uid;
     assert_int_equal(kccl_unique_id_from_string(id0, &uid), KCCL_OK);
+    /* the published id carries no secret: flags bit 0 clear, secret bytes 44..75 zero
+     * (layout: runtime/bootstrap/README.md) */
+    assert_int_equal(uid.internal[7] & 1, 0);
+    for (int b = 44; b < 76; b++)
+        assert_int_equal(uid.internal[b], 0);
     assert_int_equal(kccl_unique_id_address(&uid, addr, sizeof(addr)), KCCL_OK);
     snprintf(want, sizeof(want), "%s:%d", pods[0]->ip, port);
     assert_string_equal(addr, want);

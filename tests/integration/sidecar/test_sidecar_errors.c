@@ -23,8 +23,10 @@ static void expect_problem(pk_pod_t *p, const char *reason, const char *want)
 {
     char msg[1024] = "";
     if (pk_event_wait(&sc_kit, p, reason, 10000, msg, sizeof(msg)) != 0) {
+        char log[4096] = "";
         pk_events(&sc_kit, p, NULL, msg, sizeof(msg));
-        fail_msg("pod %s: no %s Event (last Event: %s)", p->name, reason, msg);
+        pk_sh(&sc_kit, log, sizeof(log), "tail -15 '%s/sidecar.log'", p->dir);
+        fail_msg("pod %s: no %s Event (last Event: %s); its log:\n%s", p->name, reason, msg, log);
     }
     if (want && strstr(msg, want) == NULL)
         fail_msg("pod %s: %s Event says \"%s\", which does not mention \"%s\"", p->name, reason,

@@ -7,7 +7,7 @@
  */
 #include "comm/comm.h"
 #include "kccl_test.h"
-#include "sc.h"
+#include "sc_state.h"
 
 static cJSON *parse_ok(const char *text)
 {
@@ -264,6 +264,132 @@ static void test_handoff_roundtrip(void **state)
     rmdir(dir);
 }
 
+/* ------------------------------------------------------------------ decisions (sc_eval.c) */
+
+static char g_id[KCCL_UNIQUE_ID_STRLEN + 1];
+
+static cJSON *root_pod(const char *name, const char *world, const char *epoch, int with_id,
+                       long id_epoch)
+{
+    char json[1024];
+    int n = snprintf(json, sizeof(json),
+                     "{\"metadata\":{\"name\":\"%s\",\"annotations\":{\"kccl.io/world-size\":"
+                     "\"%s\"",
+                     name, world);
+    if (epoch)
+        n += snprintf(json + n, sizeof(json) - (size_t)n, ",\"kccl.io/epoch\":\"%s\"", epoch);
+    if (with_id)
+        n += snprintf(json + n, sizeof(json) - (size_t)n,
+                      ",\"kccl.io/unique-id\":\"%s\",\"kccl.io/unique-id-epoch\":\"%ld\"", g_id,
+                      id_epoch);
+    snprintf(json + n, sizeof(json) - (size_t)n, "}}}");
+    return obj(json);
+}
+
+static void upsert(sc_t *s, cJSON *pod)
+{
+    sc_roots_upsert(s, pod);
+    cJSON_Delete(pod);
+}
+
+static void eval_setup(sc_t *s, sc_options_t *o, char *dir, long rank)
+{
+    kccl_unique_id_t uid;
+    static char path[512];
+    memset(s, 0, sizeof(*s));
+    memset(o, 0, sizeof(*o));
+    kccl_test_mkdtemp(dir);
+    snprintf(path, sizeof(path), "%s/bootstrap", dir);
+    o->handoff_path = path;
+    o->secret_file = "/s/secret";
+    o->rendezvous_timeout_ms = 1000;
+    s->o = o;
+    snprintf(s->pod_ref, sizeof(s->pod_ref), "ns/p%ld", rank);
+    snprintf(s->self.name, sizeof(s->self.name), "p%ld", rank);
+    snprintf(s->self.node, sizeof(s->self.node), "node-a");
+    snprintf(s->spec.group, sizeof(s->spec.group), "g");
+    s->spec.rank = rank;
+    s->spec.world = 2;
+    assert_int_equal(kccl_unique_id_for_address("10.0.0.1:29500", &uid), KCCL_OK);
+    assert_int_equal(kccl_unique_id_to_string(&uid, g_id, sizeof(g_id)), KCCL_OK);
+}
+
+static void eval_teardown(const sc_options_t *o, const char *dir)
+{
+    unlink(o->handoff_path);
+    rmdir(dir);
+}
+
+static void test_eval_member(void **state)
+{
+    sc_t s;
+    sc_options_t o;
+    char dir[256], why[256];
+    (void)state;
+    eval_setup(&s, &o, dir, 1);
+    assert_int_equal(sc_eval_group(&s), 0); /* no rank 0 yet: wait */
+    assert_false(s.handoff_ok);
+    upsert(&s, root_pod("p0", "2", NULL, 0, 0));
+    assert_int_equal(sc_eval_group(&s), 0); /* rank 0 has not published */
+    assert_false(s.handoff_ok);
+    upsert(&s, root_pod("p0", "2", "1", 1, 0));
+    assert_int_equal(sc_eval_group(&s), 0); /* an id, but for epoch 0 while rank 0 says 1 */
+    assert_false(s.handoff_ok);
+    upsert(&s, root_pod("p0", "2", "1", 1, 1));
+    assert_int_equal(sc_eval_group(&s), 0);
+    assert_true(s.handoff_ok);
+    assert_int_equal(sc_handoff_probe(o.handoff_path, why, sizeof(why)), 0);
+    upsert(&s, root_pod("px", "2", "1", 1, 1)); /* a second rank 0: no handoff, no Event here */
+    assert_int_equal(sc_eval_group(&s), 0);
+    assert_false(s.handoff_ok);
+    assert_int_not_equal(sc_handoff_probe(o.handoff_path, why, sizeof(why)), 0);
+    assert_false(s.event_pending);
+    /* a LIST that no longer delivers px: purged at the next real event */
+    s.list_gen++;
+    upsert(&s, root_pod("p0", "2", "1", 1, 1));
+    sc_roots_purge_stale(&s);
+    assert_int_equal(s.nroots, 1);
+    assert_int_equal(sc_eval_group(&s), 0);
+    assert_true(s.handoff_ok);
+    upsert(&s, root_pod("p0", "3", "1", 1, 1)); /* rank 0 changes the world size */
+    assert_int_equal(sc_eval_group(&s), 1);
+    assert_true(s.event_pending);
+    assert_string_equal(s.pending.reason, "WorldSizeChanged");
+    assert_false(s.handoff_ok);
+    s.event_pending = s.action_pending = 0;
+    assert_int_equal(sc_eval_group(&s), 0); /* the same problem is not posted twice */
+    eval_teardown(&o, dir);
+}
+
+static void test_eval_root(void **state)
+{
+    sc_t s;
+    sc_options_t o;
+    char dir[256];
+    (void)state;
+    eval_setup(&s, &o, dir, 0);
+    memcpy(s.my_id, g_id, sizeof(g_id));
+    upsert(&s, root_pod("p0", "2", NULL, 1, 0));
+    assert_int_equal(sc_eval_group(&s), 0);
+    assert_true(s.handoff_ok);
+    upsert(&s, root_pod("other", "2", NULL, 0, 0));
+    assert_int_equal(sc_eval_group(&s), 1);
+    assert_string_equal(s.pending.reason, "DuplicateRank");
+    assert_non_null(strstr(s.pending.message, "other"));
+    assert_false(s.handoff_ok);
+    cJSON *gone = root_pod("other", "2", NULL, 0, 0);
+    sc_roots_remove(&s, gone);
+    cJSON_Delete(gone);
+    s.event_pending = s.action_pending = 0;
+    assert_int_equal(sc_eval_group(&s), 0);
+    assert_true(s.handoff_ok);                  /* healthy again */
+    upsert(&s, root_pod("p0", "2", "4", 1, 0)); /* the operator bumps the epoch */
+    assert_int_equal(sc_eval_group(&s), 1);
+    assert_true(s.republish);
+    assert_int_equal(s.republish_epoch, 4);
+    eval_teardown(&o, dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +400,8 @@ int main(void)
         cmocka_unit_test(test_numbers_and_names),
         cmocka_unit_test(test_root_from_pod),
         cmocka_unit_test(test_handoff_roundtrip),
+        cmocka_unit_test(test_eval_member),
+        cmocka_unit_test(test_eval_root),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
