@@ -8,6 +8,7 @@ APT_PACKAGES=(
     build-essential cmake ninja-build pkg-config
     libcmocka-dev libssl-dev            # unit tests, HMAC-SHA256
     libcurl4-openssl-dev libcjson-dev libyaml-dev   # kube client
+    libmicrohttpd-dev                   # operator: health and webhook servers
     libibverbs-dev                      # verbs headers (dlopen at run time)
     clang libclang-rt-14-dev llvm       # libFuzzer and sanitizer runtimes
     clang-format clang-tidy cppcheck    # format and lint
