@@ -11,6 +11,7 @@
 
 #include "bootstrap/engine.h"
 #include "bootstrap/hostid.h"
+#include "coll/coll.h"
 #include "core/error.h"
 #include "transport/transport.h"
 
@@ -97,6 +98,7 @@ void kccl_comm_destroy(kccl_comm_t comm)
 {
     if (comm == NULL)
         return;
+    kccl_coll_teardown(comm);
     kccl_transport_teardown(comm);
     kccl_bootstrap_destroy(comm->bs);
     free(comm->host_ids);

@@ -15,6 +15,8 @@ struct kccl_comm {
     char (*host_ids)[KCCL_HOST_ID_MAX]; /* [size] */
     double bootstrap_s;
     struct kccl_transport_state *tp; /* links, registered memory, proxy (runtime/transport) */
+    void *coll_cpu;                  /* CPU collectives' state (runtime/coll), lazily made */
+    void *coll_gpu;                  /* GPU collectives' state (runtime/coll + kernels) */
 };
 
 /* What kccl-sidecar hands the runtime (KEY=value lines), or the environment. */

@@ -4,6 +4,7 @@
 
 #include "kccl_bootstrap.h"
 #include "kccl_channel.h"
+#include "kccl_coll.h"
 #include "kccl_comm.h"
 #include "kccl_mem.h"
 #include "kccl_status.h"
