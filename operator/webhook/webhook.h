@@ -5,7 +5,7 @@
  * kccl-webhook binary serves it for tests. The API server POSTs an admission.k8s.io/v1
  * AdmissionReview for each pod CREATE carrying annotation kccl.io/group to /mutate; the answer
  * injects the native kccl-sidecar, the kccl-run and kccl-secret volumes, the env the runtime reads
- * and the kccl.io/group and kccl.io/rank labels, or refuses a pod whose kccl.io/* annotations are
+ * and the kccl.io/group and kccl.io/rank labels, or refuses a pod whose kccl.io annotations are
  * malformed with a message naming the annotation and the remedy. README.md is the contract.
  *
  * Threading: kccl_webhook_start() starts libmicrohttpd's own threads and returns; requests are
