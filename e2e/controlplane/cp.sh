@@ -598,7 +598,8 @@ EOF
         --audit-log-format json \
         --audit-log-mode blocking \
         --audit-log-maxsize 0 \
-        --profiling=false
+        --profiling=false \
+        --enable-aggregator-routing=true
     wait_for "kube-apiserver /readyz" "${deadline}" kube-apiserver readyz_ok
     log "kube-apiserver ready at $(elapsed "${t0}") s"
 
