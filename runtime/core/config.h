@@ -61,6 +61,11 @@ typedef enum {
     X(TRANSPORT, STR, "auto", 0,                                                                   \
       "links between ranks: auto (cuda_ipc on one node, ib across nodes, else tcp), tcp, "         \
       "cuda_ipc or ib (forced: fails where it cannot work)")                                       \
+    X(LINKS, STR, "auto", 0,                                                                       \
+      "when links connect: auto (same-node peers at init if the node has at most "                 \
+      "KCCL_LINKS_EAGER_MAX ranks, every other link on first use), eager (every pair at init), "   \
+      "lazy (every link on first use)")                                                            \
+    X(LINKS_EAGER_MAX, INT, "16", 0, "auto: most ranks on a node whose links connect at init")     \
     X(IPC_SOCKET_DIR, STR, "", 0,                                                                  \
       "directory shared by the pods of a node for the CUDA IPC fd-passing socket; empty = "        \
       "abstract Unix socket (pods must share the network namespace)")                              \

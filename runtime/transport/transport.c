@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "bootstrap/auth.h"
+#include "bootstrap/bootstrap_int.h"
 #include "comm/comm.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -63,11 +64,20 @@ kccl_transport_state_t *kccl_transport_state(kccl_comm_t comm)
     return comm ? comm->tp : NULL;
 }
 
+int kccl_transport_connected_links(kccl_comm_t comm)
+{
+    kccl_transport_state_t *ts = kccl_transport_state(comm);
+    int k = 0;
+    for (int p = 0; ts != NULL && p < ts->env.nranks; p++)
+        k += __atomic_load_n(&ts->links[p].ep, __ATOMIC_ACQUIRE) != NULL;
+    return k;
+}
+
 /* ------------------------------------------------------------- selection */
 
 #define REC_MAGIC 0x4B435452u /* "KCTR" */
 
-typedef struct {
+typedef struct kccl_tp_rank_rec {
     uint32_t magic;
     uint32_t mask; /* transports this rank has */
     uint64_t reserved;
@@ -102,6 +112,8 @@ static int pick_transport(uint32_t both, int same_node, int forced)
     return -1;
 }
 
+enum { LINK_TAG = KCCL_TP_TAG_LINK };
+
 static kccl_status_t create_contexts(kccl_transport_state_t *ts, int forced, rank_rec_t *self,
                                      char why[KCCL_TP_COUNT][160])
 {
@@ -127,12 +139,11 @@ static kccl_status_t create_contexts(kccl_transport_state_t *ts, int forced, ran
     return KCCL_OK;
 }
 
-static kccl_status_t choose_links(kccl_transport_state_t *ts, const rank_rec_t *recs, int forced,
-                                  char why[KCCL_TP_COUNT][160], int *need_pairs)
+/* Picks every link's transport (O(nranks): this rank's row only). */
+static kccl_status_t choose_links(kccl_transport_state_t *ts, const rank_rec_t *recs, int forced)
 {
     kccl_comm_t comm = ts->comm;
     int me = ts->env.rank, n = ts->env.nranks, ntcp = 0;
-    *need_pairs = 0;
     for (int p = 0; p < n; p++) {
         ts->links[p].ts = ts;
         ts->links[p].peer = p;
@@ -147,68 +158,134 @@ static kccl_status_t choose_links(kccl_transport_state_t *ts, const rank_rec_t *
                       "rank %d: no transport reaches rank %d (KCCL_TRANSPORT=%s; this rank has "
                       "mask 0x%x, the peer 0x%x; %s node): %s",
                       me, p, kccl_config_str(KCCL_CFG_TRANSPORT), recs[me].mask, recs[p].mask,
-                      same ? "same" : "other", forced >= 0 ? why[forced] : "no common transport");
+                      same ? "same" : "other",
+                      forced >= 0 ? ts->why[forced] : "no common transport");
         ts->links[p].ops = kccl_tp_ops((kccl_tp_id_t)t);
         ntcp += t == KCCL_TP_TCP;
-        /* Every rank sees every pair, so all agree on whether a second round is needed. */
     }
-    for (int a = 0; a < n && !*need_pairs; a++)
-        for (int b = a + 1; b < n; b++) {
-            int same = strcmp(comm->host_ids[a], comm->host_ids[b]) == 0;
-            int t = pick_transport(recs[a].mask & recs[b].mask, same, forced);
-            if (t >= 0 && kccl_tp_ops((kccl_tp_id_t)t)->pair_info) {
-                *need_pairs = 1;
-                break;
-            }
-        }
     if (ntcp > 0 && forced != KCCL_TP_TCP)
         kccl_log_warn(NET,
                       "rank %d: %d of %d links use tcp (cuda_ipc: %s; ib: %s); set "
                       "KCCL_TRANSPORT=tcp to choose it explicitly",
-                      me, ntcp, n - 1, ts->ctx[KCCL_TP_CUDA_IPC] ? "peers lack it" : why[1],
-                      ts->ctx[KCCL_TP_IB] ? "peers lack it" : why[2]);
+                      me, ntcp, n - 1, ts->ctx[KCCL_TP_CUDA_IPC] ? "peers lack it" : ts->why[1],
+                      ts->ctx[KCCL_TP_IB] ? "peers lack it" : ts->why[2]);
     return KCCL_OK;
 }
 
-static kccl_status_t connect_links(kccl_transport_state_t *ts, const rank_rec_t *recs,
-                                   int need_pairs)
+/* Low 24 bits of the internal bootstrap tag of a link's k-th set-up message. */
+static uint32_t link_tag(uint32_t *seq, int kind)
+{
+    uint32_t n = __atomic_fetch_add(seq, 1, __ATOMIC_RELAXED);
+    return (uint32_t)kind << 16 | (n & 0xFFFFu);
+}
+
+uint32_t kccl_link_send_tag(struct kccl_link *link, int kind)
+{
+    return link_tag(&link->sent_seq, kind);
+}
+
+uint32_t kccl_link_recv_tag(struct kccl_link *link, int kind)
+{
+    return link_tag(&link->recv_seq, kind);
+}
+
+/*
+ * Connects the links to peers[0..n) (connect_lock held; none connected yet), all at once:
+ * endpoints first; then, for transports with per-pair records (InfiniBand queue pairs), the
+ * records both ways over the bootstrap, all sends before any receive; then every connect,
+ * one deadline for all waits; then (per-pair transports) a ready message both ways, so no
+ * rank writes before the peer's side can receive. Only then are the endpoints published.
+ * Both ranks of a pair call this for each other: the pairwise contract of kccl_comm_link.
+ */
+static kccl_status_t connect_set(kccl_transport_state_t *ts, const int *peers, int n)
 {
     kccl_status_t st = KCCL_OK;
-    int me = ts->env.rank, n = ts->env.nranks;
-    size_t row = (size_t)n * KCCL_TP_PAIR_BYTES;
-    uint8_t *pairs = need_pairs ? calloc((size_t)n, row) : NULL;
-    static const uint8_t zero[KCCL_TP_PAIR_BYTES];
-    uint8_t scratch[KCCL_TP_PAIR_BYTES] = {0};
-    if (need_pairs && pairs == NULL)
-        KCCL_FAIL(INIT, KCCL_ERR_NO_MEMORY, "out of memory for %d x %d pair records", n, n);
-    for (int p = 0; p < n; p++) {
-        struct kccl_link *l = &ts->links[p];
-        if (l->ops == NULL)
-            continue;
-        uint8_t *mine =
-            need_pairs ? pairs + (size_t)me * row + (size_t)p * KCCL_TP_PAIR_BYTES : scratch;
-        memset(mine, 0, KCCL_TP_PAIR_BYTES);
-        KCCL_CHECK_GOTO(
-            l->ops->ep_create(ts->ctx[l->ops->id], p, recs[p].info[l->ops->id], &l->ep, mine), st,
-            out);
+    kccl_bootstrap_t bs = ts->comm->bs;
+    kccl_tp_ep_t **eps = calloc((size_t)n + 1, sizeof(*eps));
+    uint8_t(*mine)[KCCL_TP_PAIR_BYTES] = calloc((size_t)n + 1, KCCL_TP_PAIR_BYTES);
+    uint8_t(*theirs)[KCCL_TP_PAIR_BYTES] = calloc((size_t)n + 1, KCCL_TP_PAIR_BYTES);
+    if (eps == NULL || mine == NULL || theirs == NULL) {
+        kccl_error_set("out of memory connecting %d links", n);
+        st = KCCL_ERR_NO_MEMORY;
+        goto out;
     }
-    if (need_pairs)
-        KCCL_CHECK_GOTO(kccl_bootstrap_all_gather(ts->comm->bs, pairs, row), st, out);
-    for (int p = 0; p < n; p++) {
-        struct kccl_link *l = &ts->links[p];
-        if (l->ops == NULL)
-            continue;
-        const uint8_t *theirs =
-            need_pairs ? pairs + (size_t)p * row + (size_t)me * KCCL_TP_PAIR_BYTES : zero;
-        KCCL_CHECK_GOTO(l->ops->ep_connect(l->ep, theirs), st, out);
+    for (int i = 0; i < n; i++) {
+        struct kccl_link *l = &ts->links[peers[i]];
+        KCCL_CHECK_GOTO(l->ops->ep_create(ts->ctx[l->ops->id], l->peer,
+                                          ts->recs[l->peer].info[l->ops->id], &eps[i], mine[i]),
+                        st, out);
     }
-    int64_t deadline = kccl_tp_now_ms() + ts->env.timeout_ms;
-    for (int t = 0; t < KCCL_TP_COUNT; t++)
-        if (ts->ctx[t] != NULL)
-            KCCL_CHECK_GOTO(kccl_tp_ops((kccl_tp_id_t)t)->ctx_connect_wait(ts->ctx[t], deadline),
+    for (int i = 0; i < n; i++)
+        if (ts->links[peers[i]].ops->pair_info)
+            KCCL_CHECK_GOTO(kccl_bootstrap_send_internal(
+                                bs, peers[i], link_tag(&ts->links[peers[i]].sent_seq, LINK_TAG),
+                                mine[i], KCCL_TP_PAIR_BYTES),
                             st, out);
+    for (int i = 0; i < n; i++)
+        if (ts->links[peers[i]].ops->pair_info)
+            KCCL_CHECK_GOTO(kccl_bootstrap_recv_internal(
+                                bs, peers[i], link_tag(&ts->links[peers[i]].recv_seq, LINK_TAG),
+                                theirs[i], KCCL_TP_PAIR_BYTES),
+                            st, out);
+    for (int i = 0; i < n; i++)
+        KCCL_CHECK_GOTO(ts->links[peers[i]].ops->ep_connect(eps[i], theirs[i]), st, out);
+    int64_t deadline = kccl_tp_now_ms() + ts->env.timeout_ms;
+    for (int i = 0; i < n; i++)
+        if (ts->links[peers[i]].ops->ep_connect_wait != NULL)
+            KCCL_CHECK_GOTO(ts->links[peers[i]].ops->ep_connect_wait(eps[i], deadline), st, out);
+    uint8_t ready = 1;
+    for (int i = 0; i < n; i++)
+        if (ts->links[peers[i]].ops->pair_info)
+            KCCL_CHECK_GOTO(
+                kccl_bootstrap_send_internal(
+                    bs, peers[i], link_tag(&ts->links[peers[i]].sent_seq, LINK_TAG), &ready, 1),
+                st, out);
+    for (int i = 0; i < n; i++)
+        if (ts->links[peers[i]].ops->pair_info)
+            KCCL_CHECK_GOTO(
+                kccl_bootstrap_recv_internal(
+                    bs, peers[i], link_tag(&ts->links[peers[i]].recv_seq, LINK_TAG), &ready, 1),
+                st, out);
+    for (int i = 0; i < n; i++) {
+        __atomic_store_n(&ts->links[peers[i]].ep, eps[i], __ATOMIC_RELEASE);
+        eps[i] = NULL;
+    }
 out:
-    free(pairs);
+    for (int i = 0; eps != NULL && i < n; i++)
+        if (eps[i] != NULL)
+            ts->links[peers[i]].ops->ep_close(eps[i]);
+    free(eps);
+    free(mine);
+    free(theirs);
+    return st;
+}
+
+/* KCCL_LINKS: which links connect inside kccl_comm_init_* (the rest on first use). */
+static kccl_status_t connect_at_init(kccl_transport_state_t *ts)
+{
+    kccl_comm_t comm = ts->comm;
+    const char *mode = kccl_config_str(KCCL_CFG_LINKS);
+    int me = ts->env.rank, n = ts->env.nranks, all;
+    if (strcmp(mode, "eager") == 0)
+        all = 1;
+    else if (strcmp(mode, "lazy") == 0)
+        return KCCL_OK;
+    else if (strcmp(mode, "auto") == 0)
+        all = 0;
+    else
+        KCCL_FAIL(INIT, KCCL_ERR_CONFIG, "KCCL_LINKS='%s' is not one of auto, eager, lazy", mode);
+    if (!all && comm->local_size > kccl_config_int_or_default(KCCL_CFG_LINKS_EAGER_MAX))
+        return KCCL_OK; /* a crowded node (e.g. many CPU ranks on one host): all on demand */
+    int *peers = calloc((size_t)n, sizeof(*peers)), k = 0;
+    if (peers == NULL)
+        KCCL_FAIL(INIT, KCCL_ERR_NO_MEMORY, "out of memory for %d peers", n);
+    for (int p = 0; p < n; p++)
+        if (p != me && (all || strcmp(comm->host_ids[p], comm->host_ids[me]) == 0))
+            peers[k++] = p;
+    pthread_mutex_lock(&ts->connect_lock);
+    kccl_status_t st = k ? connect_set(ts, peers, k) : KCCL_OK;
+    pthread_mutex_unlock(&ts->connect_lock);
+    free(peers);
     return st;
 }
 
@@ -263,7 +340,6 @@ kccl_status_t kccl_transport_setup(kccl_comm_t comm, const kccl_bootstrap_opts_t
 {
     kccl_status_t st;
     int forced;
-    char why[KCCL_TP_COUNT][160];
     double t0f = now_ms_f();
     const char *want = kccl_config_str(KCCL_CFG_TRANSPORT);
     if (parse_forced(want, &forced) != 0)
@@ -277,6 +353,7 @@ kccl_status_t kccl_transport_setup(kccl_comm_t comm, const kccl_bootstrap_opts_t
         KCCL_FAIL(INIT, KCCL_ERR_NO_MEMORY, "out of memory for the transport state");
     }
     pthread_mutex_init(&ts->lock, NULL);
+    pthread_mutex_init(&ts->connect_lock, NULL);
     comm->tp = ts;
     fill_env(ts, comm, opts);
     ts->links = calloc((size_t)comm->size, sizeof(*ts->links));
@@ -290,20 +367,21 @@ kccl_status_t kccl_transport_setup(kccl_comm_t comm, const kccl_bootstrap_opts_t
     /* Phase times for the set-up breakdown (info log): contexts, the record all-gather,
      * endpoint creation + connection. */
     double ph0 = now_ms_f();
-    KCCL_CHECK_GOTO(create_contexts(ts, forced, self, why), st, err);
+    KCCL_CHECK_GOTO(create_contexts(ts, forced, self, ts->why), st, err);
     double ph1 = now_ms_f();
     KCCL_CHECK_GOTO(kccl_bootstrap_all_gather(comm->bs, recs, sizeof(*recs)), st, err);
     double ph2 = now_ms_f();
-    int need_pairs;
-    KCCL_CHECK_GOTO(choose_links(ts, recs, forced, why, &need_pairs), st, err);
-    KCCL_CHECK_GOTO(connect_links(ts, recs, need_pairs), st, err);
+    ts->recs = recs;
+    recs = NULL;
+    KCCL_CHECK_GOTO(choose_links(ts, ts->recs, forced), st, err);
+    KCCL_CHECK_GOTO(connect_at_init(ts), st, err);
     double ph3 = now_ms_f();
     ts->setup_s = (ph3 - t0f) / 1e3;
     kccl_log_info(INIT,
-                  "rank %d: links ready in %.3f ms (transport contexts %.3f ms, record "
-                  "all-gather %.3f ms, endpoints + connect %.3f ms)",
-                  comm->rank, ts->setup_s * 1e3, ph1 - ph0, ph2 - ph1, ph3 - ph2);
-    free(recs);
+                  "rank %d: transports ready in %.3f ms (contexts %.3f ms, record all-gather "
+                  "%.3f ms, links connected at init %.3f ms; KCCL_LINKS=%s)",
+                  comm->rank, ts->setup_s * 1e3, ph1 - ph0, ph2 - ph1, ph3 - ph2,
+                  kccl_config_str(KCCL_CFG_LINKS));
     return KCCL_OK;
 err:
     free(recs);
@@ -324,8 +402,10 @@ void kccl_transport_teardown(kccl_comm_t comm)
         if (ts->ctx[t] != NULL)
             kccl_tp_ops((kccl_tp_id_t)t)->ctx_destroy(ts->ctx[t]);
     free(ts->links);
+    free(ts->recs);
     kccl_memreg_fini(&ts->reg);
     pthread_mutex_destroy(&ts->lock);
+    pthread_mutex_destroy(&ts->connect_lock);
     free(ts);
     comm->tp = NULL;
 }
@@ -335,9 +415,19 @@ void kccl_transport_teardown(kccl_comm_t comm)
 kccl_link_t kccl_comm_link(kccl_comm_t comm, int peer)
 {
     kccl_transport_state_t *ts = kccl_transport_state(comm);
-    if (ts == NULL || peer < 0 || peer >= ts->env.nranks || ts->links[peer].ops == NULL)
+    if (ts == NULL || peer < 0 || peer >= ts->env.nranks || ts->links[peer].ops == NULL) {
+        kccl_error_set("rank %d: no link to rank %d (itself or not a rank of 0..%d)",
+                       kccl_comm_rank(comm), peer, kccl_comm_size(comm) - 1);
         return NULL;
-    return &ts->links[peer];
+    }
+    struct kccl_link *l = &ts->links[peer];
+    if (__atomic_load_n(&l->ep, __ATOMIC_ACQUIRE) != NULL)
+        return l;
+    /* First use: connect now (the peer does the same for this rank). */
+    pthread_mutex_lock(&ts->connect_lock);
+    kccl_status_t st = l->ep != NULL ? KCCL_OK : connect_set(ts, &peer, 1);
+    pthread_mutex_unlock(&ts->connect_lock);
+    return st == KCCL_OK ? l : NULL;
 }
 
 const char *kccl_link_transport(kccl_link_t link)
@@ -353,18 +443,6 @@ unsigned kccl_link_caps(kccl_link_t link)
 int kccl_link_peer(kccl_link_t link)
 {
     return link ? link->peer : -1;
-}
-
-uint32_t kccl_link_send_tag(struct kccl_link *link, int kind)
-{
-    uint32_t seq = __atomic_fetch_add(&link->sent_seq, 1, __ATOMIC_RELAXED);
-    return KCCL_TP_TAG_BASE | (uint32_t)kind << 16 | (seq & 0xFFFFu);
-}
-
-uint32_t kccl_link_recv_tag(struct kccl_link *link, int kind)
-{
-    uint32_t seq = __atomic_fetch_add(&link->recv_seq, 1, __ATOMIC_RELAXED);
-    return KCCL_TP_TAG_BASE | (uint32_t)kind << 16 | (seq & 0xFFFFu);
 }
 
 kccl_status_t kccl_link_check(struct kccl_link *link, const char *what)

@@ -1,18 +1,24 @@
 /*
  * transport.h - the transport vtable and the per-communicator link state.
  *
- * Every transport (tcp, cuda_ipc, ib) implements kccl_tp_ops_t. Connection
- * set-up runs inside kccl_comm_init_* (kccl_transport_setup):
+ * Every transport (tcp, cuda_ipc, ib) implements kccl_tp_ops_t. Inside
+ * kccl_comm_init_* (kccl_transport_setup):
  *   1. each transport that works in this process creates its context and
  *      describes this rank in a fixed-size record (listening address, GPU,
  *      GID ...);
- *   2. one bootstrap all-gather spreads every rank's records;
- *   3. every rank picks, for every pair, the same transport from facts both
+ *   2. one bootstrap all-gather spreads every rank's records (O(nranks)
+ *      memory: the records are kept for links made later);
+ *   3. every rank picks, for each peer, the same transport from facts both
  *      ranks share (same node? which transports do both have?);
- *   4. transports that need per-pair data (InfiniBand queue pairs) get a
- *      second all-gather of per-pair records;
- *   5. each transport starts all its connections, then waits for them all
- *      together (all pairs concurrently, one deadline).
+ *   4. the links KCCL_LINKS names connect now (by default those to the
+ *      ranks of this node, when there are at most KCCL_LINKS_EAGER_MAX),
+ *      all concurrently under one deadline; every other link connects on
+ *      first use (kccl_comm_link), when both ranks of the pair ask for it.
+ *      A thousand-rank group thus opens only the links its algorithms use.
+ * Connecting a set of links (connect_set in transport.c): endpoints; per-pair
+ * records (InfiniBand queue pairs) both ways over the bootstrap; every
+ * connect; one deadline for the waits; a ready message both ways for
+ * per-pair transports; then the endpoints are published.
  *
  * Data path contract: put/signal are asynchronous and take effect at the
  * peer in issue order; flush waits for every earlier one to land. A failed
@@ -65,7 +71,8 @@ typedef struct kccl_tp_ops {
                                uint8_t pair[KCCL_TP_PAIR_BYTES]);
     /* pair: the peer's record for this rank (zeros for transports without pair_info). */
     kccl_status_t (*ep_connect)(kccl_tp_ep_t *ep, const uint8_t pair[KCCL_TP_PAIR_BYTES]);
-    kccl_status_t (*ctx_connect_wait)(kccl_tp_ctx_t *ctx, int64_t deadline_ms);
+    /* Optional: waits until ep carries data (NULL: ready when ep_connect returns). */
+    kccl_status_t (*ep_connect_wait)(kccl_tp_ep_t *ep, int64_t deadline_ms);
     /* Optional: fills mem's transport fields (IPC handle, rkey). */
     kccl_status_t (*mem_register)(kccl_tp_ctx_t *ctx, struct kccl_mem *mem);
     void (*mem_deregister)(kccl_tp_ctx_t *ctx, struct kccl_mem *mem);
@@ -101,6 +108,8 @@ struct kccl_link {
     uint32_t sent_seq, recv_seq; /* pairwise set-up messages so far, per direction */
 };
 
+struct kccl_tp_rank_rec;
+
 struct kccl_proxy;
 
 typedef struct kccl_transport_state {
@@ -109,7 +118,10 @@ typedef struct kccl_transport_state {
     kccl_tp_ctx_t *ctx[KCCL_TP_COUNT];
     struct kccl_link *links; /* [nranks]; links[rank].ops == NULL */
     kccl_memreg_t reg;
-    pthread_mutex_t lock; /* proxy start */
+    pthread_mutex_t lock;          /* proxy start */
+    pthread_mutex_t connect_lock;  /* link set-up (one set at a time) */
+    struct kccl_tp_rank_rec *recs; /* [nranks]: every rank's transport records */
+    char why[KCCL_TP_COUNT][160];  /* why a transport is unavailable here */
     struct kccl_proxy *proxy;
     double setup_s;
 } kccl_transport_state_t;
@@ -119,17 +131,18 @@ kccl_status_t kccl_transport_setup(kccl_comm_t comm, const kccl_bootstrap_opts_t
 void kccl_transport_teardown(kccl_comm_t comm);
 
 kccl_transport_state_t *kccl_transport_state(kccl_comm_t comm);
+/* Links connected so far (tests, logs). */
+int kccl_transport_connected_links(kccl_comm_t comm);
 
 /*
- * Bootstrap tags used by pairwise set-up (semaphores, channels, handles).
- * The public send/recv refuse kccl's reserved tags, so these sit at the top
- * of the application range: 0x7F000000 | kind << 16 | sequence, where the
- * sequence counts this link's set-up messages in one direction (so A's k-th
- * send to B meets B's k-th receive from A whatever else the pair does).
- * Applications must not use tags >= 0x7F000000.
+ * Tags of pairwise set-up messages (links, memory handles, semaphores,
+ * channels), for kccl_bootstrap_send_internal / recv_internal (kccl's
+ * reserved tag space: applications keep every tag below 2^31): the low 24
+ * bits are kind << 16 | sequence, where the sequence counts this link's
+ * set-up messages in one direction (so A's k-th send to B meets B's k-th
+ * receive from A whatever else the pair does).
  */
-#define KCCL_TP_TAG_BASE 0x7F000000u
-enum { KCCL_TP_TAG_MEM = 1, KCCL_TP_TAG_SEM = 2, KCCL_TP_TAG_CHAN = 3 };
+enum { KCCL_TP_TAG_MEM = 1, KCCL_TP_TAG_SEM = 2, KCCL_TP_TAG_CHAN = 3, KCCL_TP_TAG_LINK = 4 };
 uint32_t kccl_link_send_tag(struct kccl_link *link, int kind);
 uint32_t kccl_link_recv_tag(struct kccl_link *link, int kind);
 

@@ -186,12 +186,6 @@ static kccl_status_t ipc_ep_connect(kccl_tp_ep_t *ep, const uint8_t pair[KCCL_TP
     return KCCL_OK;
 }
 
-static kccl_status_t ipc_ctx_connect_wait(kccl_tp_ctx_t *c, int64_t deadline)
-{
-    (void)c, (void)deadline;
-    return KCCL_OK;
-}
-
 /* --------------------------------------------------------------- memory */
 
 static kccl_status_t ipc_mem_register(kccl_tp_ctx_t *c, struct kccl_mem *mem)
@@ -437,7 +431,6 @@ const kccl_tp_ops_t kccl_tp_cuda_ipc_ops = {
     .rank_info = ipc_rank_info,
     .ep_create = ipc_ep_create,
     .ep_connect = ipc_ep_connect,
-    .ctx_connect_wait = ipc_ctx_connect_wait,
     .mem_register = ipc_mem_register,
     .mem_push = ipc_mem_push,
     .rmem_import = ipc_rmem_import,

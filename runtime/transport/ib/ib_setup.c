@@ -317,12 +317,6 @@ static kccl_status_t ib_ep_connect(kccl_tp_ep_t *ep, const uint8_t pair[KCCL_TP_
                   "RTS");
 }
 
-static kccl_status_t ib_ctx_connect_wait(kccl_tp_ctx_t *c, int64_t deadline)
-{
-    (void)c, (void)deadline; /* queue pairs are ready once both sides reached RTS */
-    return KCCL_OK;
-}
-
 static void ib_ep_close(kccl_tp_ep_t *ep)
 {
     ib_ctx_t *c = ep->ctx;
@@ -343,7 +337,6 @@ const kccl_tp_ops_t kccl_tp_ib_ops = {
     .rank_info = ib_rank_info,
     .ep_create = ib_ep_create,
     .ep_connect = ib_ep_connect,
-    .ctx_connect_wait = ib_ctx_connect_wait,
     .mem_register = kccl_ib_mem_register,
     .mem_deregister = kccl_ib_mem_deregister,
     .put = kccl_ib_put,

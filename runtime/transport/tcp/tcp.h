@@ -3,11 +3,12 @@
  *
  * One data socket per rank pair, separate from the bootstrap's: the lower
  * rank connects to the higher rank's data listener (bound on the bootstrap
- * address, port chosen by the kernel, closed once every pair is up) and
- * proves itself with the 16-byte token the listener's owner published
- * through the authenticated bootstrap.
+ * address, port chosen by the kernel, open while the communicator lives,
+ * since links connect on demand) and proves itself with the 16-byte token
+ * the listener's owner published through the authenticated bootstrap.
  *
- * After set-up one progress thread per communicator owns every data socket:
+ * One progress thread per communicator, started with the context, does all
+ * set-up I/O (tcp_setup.c) and owns every ready data socket:
  * it writes queued operations (put payloads, staged through page-locked
  * buffers for device memory), reads the peer's operations into registered
  * memory (checked against the registry: id, generation, bounds), applies
@@ -33,6 +34,9 @@
 #define TCP_HDR_BYTES   32
 #define TCP_TOKEN_BYTES 16
 #define TCP_HELLO_BYTES 24
+/* epoll tags besides endpoint pointers: the wake eventfd is the context pointer, the
+ * listener this value, a pending accepted connection its pointer with bit 0 set. */
+#define TCP_TAG_LISTENER 2u
 
 enum { TCP_OP_PUT = 1, TCP_OP_SIGNAL = 2, TCP_OP_ACK = 3, TCP_OP_BYE = 4 };
 
@@ -98,21 +102,30 @@ typedef struct kccl_tp_ep {
     char why[200];
 } tcp_ep_t;
 
+struct tcp_pending;
+
 typedef struct kccl_tp_ctx {
     kccl_tp_env_t env;
-    int listen_fd;
+    int listen_fd; /* open for the communicator's life: links connect on demand */
     int family;
     uint8_t addr[16];
     uint16_t port;
     uint8_t token[TCP_TOKEN_BYTES];
     int epfd;
     int wake_fd;    /* eventfd: work queued or stop */
-    tcp_ep_t **eps; /* [nranks] */
-    uint64_t chunk; /* staging chunk bytes */
+    tcp_ep_t **eps; /* [nranks]; entries appear under eps_lock and never go away */
+    pthread_mutex_t eps_lock;
+    struct tcp_pending *pending; /* accepted, hello not yet read (progress thread) */
+    uint64_t chunk;              /* staging chunk bytes */
     pthread_t thread;
     int thread_started;
     int stop; /* atomic */
 } tcp_ctx_t;
+
+/* tcp_setup.c: set-up I/O for the progress thread. 1 when ev was a set-up event (handled),
+ * 0 when it belongs to a ready endpoint's data path. */
+struct epoll_event;
+int kccl_tcp_setup_event(tcp_ctx_t *ctx, const struct epoll_event *ev);
 
 /* tcp_io.c */
 kccl_status_t kccl_tcp_progress_start(tcp_ctx_t *ctx);

@@ -67,7 +67,7 @@ void kccl_tcp_ep_fail(tcp_ep_t *ep, kccl_status_t st, const char *fmt, ...)
         snprintf(ep->why, sizeof(ep->why), "rank %d: tcp link to rank %d: %s", ep->ctx->env.rank,
                  ep->peer, msg);
         __atomic_store_n(&ep->err, (int)st, __ATOMIC_RELEASE);
-        ep->state = TCP_EP_FAILED;
+        __atomic_store_n(&ep->state, TCP_EP_FAILED, __ATOMIC_RELEASE);
         /* Quiet when both sides are closing; loud when work was outstanding. */
         if (__atomic_load_n(&ep->bye_due, __ATOMIC_ACQUIRE) ||
             __atomic_load_n(&ep->bye_rcvd, __ATOMIC_ACQUIRE) || ep->acked == ep->posted)
@@ -442,6 +442,24 @@ static void ep_read(tcp_ep_t *ep)
 
 /* ------------------------------------------------------- progress loop */
 
+static int ep_ready(tcp_ep_t *ep)
+{
+    return ep != NULL && __atomic_load_n(&ep->state, __ATOMIC_ACQUIRE) == TCP_EP_READY;
+}
+
+/* Work was queued: write on every ready endpoint that is not mid-operation. */
+static void on_wake(tcp_ctx_t *c)
+{
+    uint64_t v;
+    ssize_t r = read(c->wake_fd, &v, sizeof(v));
+    (void)r;
+    for (int p = 0; p < c->env.nranks; p++) {
+        tcp_ep_t *ep = __atomic_load_n(&c->eps[p], __ATOMIC_ACQUIRE);
+        if (ep_ready(ep) && ep->err == 0 && ep->cur == NULL)
+            ep_write(ep); /* takes the queue lock; a no-op when idle */
+    }
+}
+
 static void *progress_main(void *arg)
 {
     tcp_ctx_t *c = arg;
@@ -450,16 +468,11 @@ static void *progress_main(void *arg)
         int n = epoll_wait(c->epfd, evs, 64, 100);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == c) {
-                uint64_t v;
-                ssize_t r = read(c->wake_fd, &v, sizeof(v));
-                (void)r;
-                for (int p = 0; p < c->env.nranks; p++) {
-                    tcp_ep_t *ep = c->eps[p];
-                    if (ep != NULL && ep->err == 0 && ep->cur == NULL)
-                        ep_write(ep); /* takes the queue lock; a no-op when idle */
-                }
+                on_wake(c);
                 continue;
             }
+            if (kccl_tcp_setup_event(c, &evs[i]))
+                continue;
             tcp_ep_t *ep = evs[i].data.ptr;
             if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
                 ep_read(ep);
@@ -489,7 +502,7 @@ void kccl_tcp_progress_stop(tcp_ctx_t *c, int64_t linger_ms)
     if (!c->thread_started)
         return;
     for (int p = 0; p < c->env.nranks; p++)
-        if (c->eps[p] != NULL)
+        if (ep_ready(c->eps[p]))
             __atomic_store_n(&c->eps[p]->bye_due, 1, __ATOMIC_RELEASE);
     wake(c);
     int64_t end = kccl_tp_now_ms() + linger_ms;
@@ -497,7 +510,7 @@ void kccl_tcp_progress_stop(tcp_ctx_t *c, int64_t linger_ms)
         int open = 0;
         for (int p = 0; p < c->env.nranks; p++) {
             tcp_ep_t *ep = c->eps[p];
-            if (ep != NULL && __atomic_load_n(&ep->err, __ATOMIC_ACQUIRE) == 0 &&
+            if (ep_ready(ep) && __atomic_load_n(&ep->err, __ATOMIC_ACQUIRE) == 0 &&
                 !(__atomic_load_n(&ep->bye_sent, __ATOMIC_ACQUIRE) &&
                   __atomic_load_n(&ep->bye_rcvd, __ATOMIC_ACQUIRE)))
                 open++;

@@ -1,14 +1,25 @@
 /*
- * tcp_setup.c - the TCP transport's set-up: the data listener, every pair's
- * connection (lower rank dials, token-checked hello, one-byte-class reply),
- * all pairs at once in one epoll loop under one deadline, and teardown.
- * The data path is in tcp_io.c.
+ * tcp_setup.c - the TCP transport's set-up: the data listener, each pair's
+ * connection (lower rank dials, token-checked hello, 8-byte reply) and
+ * teardown. The data path is in tcp_io.c.
+ *
+ * Links connect whenever the runtime asks (all pairs at init, or one pair on
+ * first use: transport.c decides), so the listener stays open for the
+ * communicator's life and the context's progress thread, started with the
+ * context, does all set-up I/O: it accepts, checks hellos, replies, and
+ * finishes the dials this rank started. A caller only starts a dial
+ * (tcp_ep_connect) and waits for its endpoint to become ready
+ * (tcp_ep_connect_wait). An acceptor's endpoint may exist before the
+ * runtime asks for it (the peer dialled first): tcp_ep_create then adopts it.
+ * So a dialling rank never waits for the peer's application thread, only for
+ * its progress thread, and a pair connects whatever else either rank does.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +73,8 @@ static socklen_t make_sockaddr(int family, const uint8_t addr[16], uint16_t port
     return sizeof(*s4);
 }
 
+static void drop_all_pending(tcp_ctx_t *c);
+
 static kccl_status_t tcp_ctx_create(const kccl_tp_env_t *env, kccl_tp_ctx_t **out, char *why,
                                     size_t whylen)
 {
@@ -72,6 +85,7 @@ static kccl_status_t tcp_ctx_create(const kccl_tp_env_t *env, kccl_tp_ctx_t **ou
         KCCL_FAIL(NET, KCCL_ERR_NO_MEMORY, "out of memory for the tcp transport");
     c->env = *env;
     c->listen_fd = c->epfd = c->wake_fd = -1;
+    pthread_mutex_init(&c->eps_lock, NULL);
     c->eps = calloc((size_t)env->nranks, sizeof(*c->eps));
     long chunk = kccl_config_int_or_default(KCCL_CFG_TCP_CHUNK);
     c->chunk = chunk >= 4096 ? (uint64_t)chunk : 1u << 20;
@@ -109,6 +123,14 @@ static kccl_status_t tcp_ctx_create(const kccl_tp_env_t *env, kccl_tp_ctx_t **ou
         kccl_log_error(NET, "%s", kccl_last_error());
         goto err;
     }
+    struct epoll_event lev = {.events = EPOLLIN, .data.u64 = TCP_TAG_LISTENER};
+    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->listen_fd, &lev) != 0) {
+        kccl_error_set("rank %d: tcp transport: epoll_ctl: %s", env->rank, strerror(errno));
+        kccl_log_error(NET, "%s", kccl_last_error());
+        goto err;
+    }
+    if (kccl_tcp_progress_start(c) != KCCL_OK)
+        goto err;
     *out = c;
     return KCCL_OK;
 err_nomem:
@@ -120,6 +142,7 @@ err:
         close(c->epfd);
     if (c->wake_fd >= 0)
         close(c->wake_fd);
+    pthread_mutex_destroy(&c->eps_lock);
     free(c->eps);
     free(c);
     return KCCL_ERR_SYSTEM;
@@ -149,6 +172,7 @@ static void ep_free(tcp_ep_t *ep)
 static void tcp_ctx_destroy(kccl_tp_ctx_t *c)
 {
     kccl_tcp_progress_stop(c, c->env.timeout_ms < 1000 ? c->env.timeout_ms : 1000);
+    drop_all_pending(c);
     for (int p = 0; p < c->env.nranks; p++)
         if (c->eps[p] != NULL)
             ep_free(c->eps[p]);
@@ -156,6 +180,7 @@ static void tcp_ctx_destroy(kccl_tp_ctx_t *c)
         close(c->listen_fd);
     close(c->epfd);
     close(c->wake_fd);
+    pthread_mutex_destroy(&c->eps_lock);
     free(c->eps);
     free(c);
 }
@@ -170,6 +195,29 @@ static kccl_status_t tcp_rank_info(kccl_tp_ctx_t *c, uint8_t info[KCCL_TP_INFO_B
     return KCCL_OK;
 }
 
+/* A fresh endpoint for peer (eps_lock held), published in c->eps. */
+static tcp_ep_t *ep_new(tcp_ctx_t *c, int peer)
+{
+    tcp_ep_t *ep = calloc(1, sizeof(*ep));
+    if (ep == NULL)
+        return NULL;
+    ep->ctx = c;
+    ep->peer = peer;
+    ep->fd = -1;
+    ep->rx_device = -1;
+    ep->state = TCP_EP_NEW;
+    ep->connector = c->env.rank < peer;
+    pthread_mutex_init(&ep->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ep->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    __atomic_store_n(&c->eps[peer], ep, __ATOMIC_RELEASE);
+    return ep;
+}
+
+/* The endpoint for peer: the one an early hello already created, or a new one. */
 static kccl_status_t tcp_ep_create(kccl_tp_ctx_t *c, int peer,
                                    const uint8_t info[KCCL_TP_INFO_BYTES], kccl_tp_ep_t **out,
                                    uint8_t pair[KCCL_TP_PAIR_BYTES])
@@ -178,28 +226,33 @@ static kccl_status_t tcp_ep_create(kccl_tp_ctx_t *c, int peer,
     if (info[0] != 4 && info[0] != 6)
         KCCL_FAIL(NET, KCCL_ERR_PROTOCOL, "rank %d: bad tcp record from rank %d", c->env.rank,
                   peer);
-    tcp_ep_t *ep = calloc(1, sizeof(*ep));
+    pthread_mutex_lock(&c->eps_lock);
+    tcp_ep_t *ep = c->eps[peer] ? c->eps[peer] : ep_new(c, peer);
+    if (ep != NULL) {
+        ep->peer_family = info[0];
+        ep->peer_port = (uint16_t)(info[2] << 8 | info[3]);
+        memcpy(ep->peer_addr, info + 4, 16);
+        memcpy(ep->peer_token, info + 20, TCP_TOKEN_BYTES);
+    }
+    pthread_mutex_unlock(&c->eps_lock);
     if (ep == NULL)
         KCCL_FAIL(NET, KCCL_ERR_NO_MEMORY, "out of memory for a tcp link");
-    ep->ctx = c;
-    ep->peer = peer;
-    ep->fd = -1;
-    ep->rx_device = -1;
-    ep->state = TCP_EP_NEW;
-    ep->connector = c->env.rank < peer;
-    ep->peer_family = info[0];
-    ep->peer_port = (uint16_t)(info[2] << 8 | info[3]);
-    memcpy(ep->peer_addr, info + 4, 16);
-    memcpy(ep->peer_token, info + 20, TCP_TOKEN_BYTES);
-    pthread_mutex_init(&ep->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ep->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    c->eps[peer] = ep;
     *out = ep;
     return KCCL_OK;
+}
+
+static int ep_state(tcp_ep_t *ep)
+{
+    return __atomic_load_n(&ep->state, __ATOMIC_ACQUIRE);
+}
+
+static void ep_set_state(tcp_ep_t *ep, int state)
+{
+    pthread_mutex_lock(&ep->lock);
+    if (ep->err == 0)
+        __atomic_store_n(&ep->state, state, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&ep->cond);
+    pthread_mutex_unlock(&ep->lock);
 }
 
 static kccl_status_t ep_arm(tcp_ep_t *ep, uint32_t events)
@@ -213,14 +266,20 @@ static kccl_status_t ep_arm(tcp_ep_t *ep, uint32_t events)
     return KCCL_OK;
 }
 
+/* Starts the dial (connector) or marks the endpoint as expecting one (acceptor). */
 static kccl_status_t tcp_ep_connect(kccl_tp_ep_t *ep, const uint8_t pair[KCCL_TP_PAIR_BYTES])
 {
     (void)pair;
     tcp_ctx_t *c = ep->ctx;
     if (!ep->connector) {
-        ep->state = TCP_EP_ACCEPTING;
+        pthread_mutex_lock(&ep->lock);
+        if (ep->state == TCP_EP_NEW)
+            __atomic_store_n(&ep->state, TCP_EP_ACCEPTING, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&ep->lock);
         return KCCL_OK;
     }
+    if (ep_state(ep) != TCP_EP_NEW)
+        return KCCL_OK; /* dialled before (a retried set-up); its outcome stands */
     struct sockaddr_storage ss;
     socklen_t sl = make_sockaddr(ep->peer_family, ep->peer_addr, ep->peer_port, &ss);
     ep->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -231,8 +290,53 @@ static kccl_status_t tcp_ep_connect(kccl_tp_ep_t *ep, const uint8_t pair[KCCL_TP
     if (connect(ep->fd, (struct sockaddr *)&ss, sl) != 0 && errno != EINPROGRESS)
         KCCL_FAIL(NET, KCCL_ERR_REMOTE, "rank %d: tcp connect to rank %d: %s", c->env.rank,
                   ep->peer, strerror(errno));
-    ep->state = TCP_EP_CONNECTING;
-    return ep_arm(ep, EPOLLOUT);
+    /* From here the progress thread owns the endpoint: state and ev are set before the
+     * socket enters the epoll set, so its first event finds them. */
+    __atomic_store_n(&ep->state, TCP_EP_CONNECTING, __ATOMIC_RELEASE);
+    ep->ev = EPOLLOUT;
+    struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = ep};
+    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, ep->fd, &ev) != 0)
+        KCCL_FAIL(NET, KCCL_ERR_SYSTEM, "rank %d: epoll_ctl for rank %d: %s", c->env.rank, ep->peer,
+                  strerror(errno));
+    return KCCL_OK;
+}
+
+/* Waits until the endpoint is ready (or failed, or the deadline passed). */
+static kccl_status_t tcp_ep_connect_wait(kccl_tp_ep_t *ep, int64_t deadline)
+{
+    int state;
+    pthread_mutex_lock(&ep->lock);
+    while ((state = ep->state) != TCP_EP_READY && ep->err == 0) {
+        int64_t now = kccl_tp_now_ms();
+        if (now >= deadline)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t wait = deadline - now > 100 ? 100 : deadline - now;
+        ts.tv_nsec += (long)(wait * 1000000);
+        ts.tv_sec += ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&ep->cond, &ep->lock, &ts);
+    }
+    int err = ep->err;
+    pthread_mutex_unlock(&ep->lock);
+    if (state == TCP_EP_READY)
+        return KCCL_OK;
+    if (err != 0)
+        return kccl_tcp_ep_report(ep, "set-up");
+    tcp_ctx_t *c = ep->ctx;
+    if (ep->connector)
+        KCCL_FAIL(NET, KCCL_ERR_TIMED_OUT,
+                  "rank %d: tcp link to rank %d not up by the deadline: its listener did not "
+                  "answer (%s); is rank %d alive and reachable?",
+                  c->env.rank, ep->peer,
+                  state == TCP_EP_CONNECTING ? "connect in progress" : "no reply to the hello",
+                  ep->peer);
+    KCCL_FAIL(NET, KCCL_ERR_TIMED_OUT,
+              "rank %d: tcp link to rank %d not up by the deadline: rank %d never dialled (a "
+              "link connects when both ranks first use it: does rank %d make the same pairwise "
+              "call?)",
+              c->env.rank, ep->peer, ep->peer, ep->peer);
 }
 
 static void put32le(uint8_t *p, uint32_t v)
@@ -246,6 +350,20 @@ static uint32_t get32le(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* Set-up failures (progress thread): the endpoint fails for good; its waiter reports it. */
+static kccl_status_t fail(tcp_ep_t *ep, kccl_status_t st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static kccl_status_t fail(tcp_ep_t *ep, kccl_status_t st, const char *fmt, ...)
+{
+    char msg[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    kccl_tcp_ep_fail(ep, st, "%s", msg);
+    return st;
+}
+
 /* Connector: the connect finished; send the hello (fits any fresh socket buffer). */
 static kccl_status_t on_connected(tcp_ep_t *ep)
 {
@@ -254,193 +372,162 @@ static kccl_status_t on_connected(tcp_ep_t *ep)
     if (getsockopt(ep->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
         err = errno;
     if (err != 0)
-        KCCL_FAIL(NET, KCCL_ERR_REMOTE, "rank %d: tcp connect to rank %d: %s", ep->ctx->env.rank,
-                  ep->peer, strerror(err));
+        return fail(ep, KCCL_ERR_REMOTE, "connect: %s", strerror(err));
     uint8_t hello[TCP_HELLO_BYTES];
     put32le(hello, HELLO_MAGIC);
     put32le(hello + 4, (uint32_t)ep->ctx->env.rank);
     memcpy(hello + 8, ep->peer_token, TCP_TOKEN_BYTES);
     if (send(ep->fd, hello, sizeof(hello), MSG_NOSIGNAL) != (ssize_t)sizeof(hello))
-        KCCL_FAIL(NET, KCCL_ERR_REMOTE, "rank %d: tcp hello to rank %d: %s", ep->ctx->env.rank,
-                  ep->peer, strerror(errno));
-    ep->state = TCP_EP_WAIT_REPLY;
+        return fail(ep, KCCL_ERR_REMOTE, "hello: %s", strerror(errno));
     ep->hs_got = 0;
+    __atomic_store_n(&ep->state, TCP_EP_WAIT_REPLY, __ATOMIC_RELEASE);
     return ep_arm(ep, EPOLLIN);
 }
 
-/* Connector: read the 8-byte reply. 1 when ready, 0 when more is needed. */
-static kccl_status_t on_reply(tcp_ep_t *ep, int *ready)
+/* Connector: read the 8-byte reply; the endpoint is ready once it is all there. */
+static kccl_status_t on_reply(tcp_ep_t *ep)
 {
     ssize_t r = recv(ep->fd, ep->hs + ep->hs_got, 8 - ep->hs_got, 0);
-    *ready = 0;
     if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-        KCCL_FAIL(NET, KCCL_ERR_REMOTE,
-                  "rank %d: tcp link to rank %d refused during set-up (%s): is it the same group?",
-                  ep->ctx->env.rank, ep->peer, r == 0 ? "closed" : strerror(errno));
+        return fail(ep, KCCL_ERR_REMOTE, "refused during set-up (%s): is it the same group?",
+                    r == 0 ? "closed" : strerror(errno));
     if (r > 0)
         ep->hs_got += (size_t)r;
     if (ep->hs_got < 8)
         return KCCL_OK;
     if (get32le(ep->hs) != REPLY_MAGIC || get32le(ep->hs + 4) != (uint32_t)ep->peer)
-        KCCL_FAIL(NET, KCCL_ERR_PROTOCOL, "rank %d: bad tcp reply from rank %d", ep->ctx->env.rank,
-                  ep->peer);
-    ep->state = TCP_EP_READY;
-    *ready = 1;
+        return fail(ep, KCCL_ERR_PROTOCOL, "bad reply to the hello");
+    ep_set_state(ep, TCP_EP_READY);
     return KCCL_OK;
 }
 
-typedef struct pending {
-    struct pending *next;
+/* An accepted connection until its hello arrives (progress thread only). */
+typedef struct tcp_pending {
+    struct tcp_pending *next;
     int fd;
     uint8_t buf[TCP_HELLO_BYTES];
     size_t got;
-} pending_t;
+} tcp_pending_t;
 
-static void drop_pending(tcp_ctx_t *c, pending_t **list, pending_t *p, const char *why)
+static void drop_pending(tcp_ctx_t *c, tcp_pending_t *p, const char *why)
 {
-    for (pending_t **pp = list; *pp; pp = &(*pp)->next)
+    for (tcp_pending_t **pp = &c->pending; *pp; pp = &(*pp)->next)
         if (*pp == p) {
             *pp = p->next;
             break;
         }
     if (why != NULL)
         kccl_log_warn(NET, "rank %d: refused a tcp data connection: %s", c->env.rank, why);
-    epoll_ctl(c->epfd, EPOLL_CTL_DEL, p->fd, NULL);
-    close(p->fd);
+    if (p->fd >= 0) {
+        epoll_ctl(c->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+        close(p->fd);
+    }
     free(p);
 }
 
-/* Acceptor: a hello arrived on p. Adopts it as the peer's link when it checks out. */
-static kccl_status_t on_hello(tcp_ctx_t *c, pending_t **list, pending_t *p, int *ready)
+static void drop_all_pending(tcp_ctx_t *c)
 {
-    *ready = 0;
+    while (c->pending != NULL)
+        drop_pending(c, c->pending, NULL);
+}
+
+/* Acceptor: the endpoint a valid hello from rank `from` may take (NULL: refuse). */
+static tcp_ep_t *hello_target(tcp_ctx_t *c, uint32_t from)
+{
+    if (from >= (uint32_t)c->env.nranks || (int)from >= c->env.rank)
+        return NULL; /* only lower ranks dial */
+    pthread_mutex_lock(&c->eps_lock);
+    tcp_ep_t *ep = c->eps[from] ? c->eps[from] : ep_new(c, (int)from);
+    pthread_mutex_unlock(&c->eps_lock);
+    if (ep == NULL || ep->connector)
+        return NULL;
+    int st = ep_state(ep);
+    return st == TCP_EP_NEW || st == TCP_EP_ACCEPTING ? ep : NULL;
+}
+
+/* Acceptor: bytes of a hello arrived on p. Adopts it as the peer's link when it checks out. */
+static void on_hello(tcp_ctx_t *c, tcp_pending_t *p)
+{
     ssize_t r = recv(p->fd, p->buf + p->got, TCP_HELLO_BYTES - p->got, 0);
     if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-        drop_pending(c, list, p, "closed before its hello");
-        return KCCL_OK;
+        drop_pending(c, p, "closed before its hello");
+        return;
     }
     if (r > 0)
         p->got += (size_t)r;
     if (p->got < TCP_HELLO_BYTES)
-        return KCCL_OK;
-    uint32_t from = get32le(p->buf + 4);
-    tcp_ep_t *ep = from < (uint32_t)c->env.nranks ? c->eps[from] : NULL;
-    if (get32le(p->buf) != HELLO_MAGIC || ep == NULL || ep->connector ||
-        ep->state != TCP_EP_ACCEPTING || !kccl_auth_equal(p->buf + 8, c->token, TCP_TOKEN_BYTES)) {
-        drop_pending(c, list, p, "bad hello (wrong group, rank or token)");
-        return KCCL_OK;
+        return;
+    tcp_ep_t *ep = NULL;
+    if (get32le(p->buf) == HELLO_MAGIC && kccl_auth_equal(p->buf + 8, c->token, TCP_TOKEN_BYTES))
+        ep = hello_target(c, get32le(p->buf + 4));
+    if (ep == NULL) {
+        drop_pending(c, p, "bad hello (wrong group, rank or token, or a second link)");
+        return;
     }
     uint8_t reply[8];
     put32le(reply, REPLY_MAGIC);
     put32le(reply + 4, (uint32_t)c->env.rank);
     if (send(p->fd, reply, sizeof(reply), MSG_NOSIGNAL) != (ssize_t)sizeof(reply)) {
-        drop_pending(c, list, p, "reply failed");
-        return KCCL_OK;
+        drop_pending(c, p, "reply failed");
+        return;
     }
     ep->fd = p->fd;
     p->fd = -1;
-    for (pending_t **pp = list; *pp; pp = &(*pp)->next)
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-    free(p);
+    drop_pending(c, p, NULL);
     tune_socket(ep->fd);
-    ep->ev = EPOLLIN; /* already in the epoll set (as the pending connection): modify */
-    ep->state = TCP_EP_READY;
-    *ready = 1;
-    return ep_arm(ep, EPOLLIN);
+    /* The socket is in the epoll set already (as p): re-point it at the endpoint. */
+    ep->ev = EPOLLIN;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = ep};
+    if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, ep->fd, &ev) != 0) {
+        kccl_tcp_ep_fail(ep, KCCL_ERR_SYSTEM, "epoll_ctl: %s", strerror(errno));
+        return;
+    }
+    ep_set_state(ep, TCP_EP_READY);
 }
 
-static kccl_status_t accept_all(tcp_ctx_t *c, pending_t **list)
+static void accept_all(tcp_ctx_t *c)
 {
     for (;;) {
         int fd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-                return KCCL_OK;
-            KCCL_FAIL(NET, KCCL_ERR_SYSTEM, "rank %d: accept on the tcp data listener: %s",
-                      c->env.rank, strerror(errno));
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                kccl_log_warn(NET, "rank %d: accept on the tcp data listener: %s", c->env.rank,
+                              strerror(errno));
+            return;
         }
-        pending_t *p = calloc(1, sizeof(*p));
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = p};
+        tcp_pending_t *p = calloc(1, sizeof(*p));
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)p | 1u};
         if (p == NULL || epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
             free(p);
             close(fd);
             continue;
         }
         p->fd = fd;
-        p->next = *list;
-        *list = p;
+        p->next = c->pending;
+        c->pending = p;
     }
 }
 
-static int is_ep(tcp_ctx_t *c, void *ptr)
+int kccl_tcp_setup_event(tcp_ctx_t *c, const struct epoll_event *ev)
 {
-    for (int i = 0; i < c->env.nranks; i++)
-        if (c->eps[i] != NULL && (void *)c->eps[i] == ptr)
-            return 1;
-    return 0;
-}
-
-static kccl_status_t connect_loop(tcp_ctx_t *c, int64_t deadline, int left)
-{
-    static int listener_tag;
-    pending_t *pend = NULL;
-    kccl_status_t st = KCCL_OK;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listener_tag};
-    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->listen_fd, &ev) != 0)
-        KCCL_FAIL(NET, KCCL_ERR_SYSTEM, "rank %d: epoll_ctl: %s", c->env.rank, strerror(errno));
-    while (left > 0) {
-        int64_t wait = deadline - kccl_tp_now_ms();
-        if (wait <= 0) {
-            char who[160] = "";
-            size_t off = 0;
-            for (int p = 0; p < c->env.nranks && off < sizeof(who) - 12; p++)
-                if (c->eps[p] != NULL && c->eps[p]->state != TCP_EP_READY)
-                    off += (size_t)snprintf(who + off, sizeof(who) - off, " %d", p);
-            kccl_error_set("rank %d: tcp links not up by the deadline; still waiting for rank(s)%s",
-                           c->env.rank, who);
-            kccl_log_error(NET, "%s", kccl_last_error());
-            st = KCCL_ERR_TIMED_OUT;
-            break;
-        }
-        struct epoll_event evs[32];
-        int n = epoll_wait(c->epfd, evs, 32, (int)(wait > 1000 ? 1000 : wait));
-        for (int i = 0; i < n && st == KCCL_OK; i++) {
-            void *ptr = evs[i].data.ptr;
-            int ready = 0;
-            if (ptr == &listener_tag) {
-                st = accept_all(c, &pend);
-            } else if (is_ep(c, ptr)) {
-                tcp_ep_t *ep = ptr;
-                if (ep->state == TCP_EP_CONNECTING)
-                    st = on_connected(ep);
-                else if (ep->state == TCP_EP_WAIT_REPLY)
-                    st = on_reply(ep, &ready);
-            } else {
-                st = on_hello(c, &pend, ptr, &ready);
-            }
-            left -= ready;
-        }
-        if (st != KCCL_OK)
-            break;
+    if (ev->data.u64 == TCP_TAG_LISTENER) {
+        accept_all(c);
+        return 1;
     }
-    while (pend != NULL)
-        drop_pending(c, &pend, pend, NULL);
-    epoll_ctl(c->epfd, EPOLL_CTL_DEL, c->listen_fd, NULL);
-    close(c->listen_fd);
-    c->listen_fd = -1;
-    return st;
-}
-
-static kccl_status_t tcp_ctx_connect_wait(kccl_tp_ctx_t *c, int64_t deadline)
-{
-    int left = 0;
-    for (int p = 0; p < c->env.nranks; p++)
-        left += c->eps[p] != NULL;
-    KCCL_CHECK(connect_loop(c, deadline, left));
-    return kccl_tcp_progress_start(c);
+    if (ev->data.u64 & 1u) {
+        /* The pending connection's hello, from the epoll tag (not dereferenced before the
+         * untag). A dropped pending connection left the epoll set before it was freed. */
+        on_hello(c, (tcp_pending_t *)(uintptr_t)(ev->data.u64 & ~(uint64_t)1));
+        return 1;
+    }
+    tcp_ep_t *ep = ev->data.ptr;
+    int state = ep_state(ep);
+    if (state != TCP_EP_CONNECTING && state != TCP_EP_WAIT_REPLY)
+        return 0;
+    kccl_status_t st = state == TCP_EP_CONNECTING ? on_connected(ep) : on_reply(ep);
+    if (st != KCCL_OK && kccl_tcp_ep_status(ep) == KCCL_OK)
+        kccl_tcp_ep_fail(ep, st, "set-up: epoll_ctl: %s", strerror(errno));
+    return 1;
 }
 
 static void tcp_ep_close(kccl_tp_ep_t *ep)
@@ -464,7 +551,7 @@ const kccl_tp_ops_t kccl_tp_tcp_ops = {
     .rank_info = tcp_rank_info,
     .ep_create = tcp_ep_create,
     .ep_connect = tcp_ep_connect,
-    .ctx_connect_wait = tcp_ctx_connect_wait,
+    .ep_connect_wait = tcp_ep_connect_wait,
     .put = kccl_tcp_put,
     .signal = kccl_tcp_signal,
     .flush = kccl_tcp_flush,

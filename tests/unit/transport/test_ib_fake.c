@@ -84,8 +84,8 @@ static kccl_status_t sides_up(side_t s[2], char *why, size_t whylen)
         st = ops->ep_create(s[r].ctx, 1 - r, info[1 - r], &s[r].ep, pair[r]);
     for (int r = 0; r < 2 && st == KCCL_OK; r++)
         st = ops->ep_connect(s[r].ep, pair[1 - r]);
-    for (int r = 0; r < 2 && st == KCCL_OK; r++)
-        st = ops->ctx_connect_wait(s[r].ctx, kccl_tp_now_ms() + 500);
+    for (int r = 0; r < 2 && st == KCCL_OK && ops->ep_connect_wait != NULL; r++)
+        st = ops->ep_connect_wait(s[r].ep, kccl_tp_now_ms() + 500);
     if (st != KCCL_OK)
         sides_down(s);
     return st;
