@@ -10,6 +10,12 @@
  * checks the gathered table against what its communicator knows (so a wrong
  * slot is an error, not a pretty table); rank 0 prints it with the timings.
  * Any failure prints `kccl-demo: rank R: <status>: <detail>` and exits 1.
+ *
+ * For end-to-end scenarios (e2e/local): `--hold SECONDS` keeps every rank in
+ * the group for that long afterwards, meeting at a barrier every 100 ms, so a
+ * pod can be killed mid-run (the others then fail their barrier and exit 1);
+ * `--stamp` makes every rank print when its bootstrap finished (wall clock).
+ * Without options the behaviour and the output are unchanged.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -114,7 +120,40 @@ static void print_table(kccl_comm_t comm, const demo_record_t *all, double excha
     fflush(stdout);
 }
 
-static int run(kccl_comm_t comm)
+typedef struct {
+    double hold_s; /* keep meeting at barriers this long after the exchange */
+    int stamp;     /* every rank prints its bootstrap completion time */
+} demo_opts_t;
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --hold: barriers every 100 ms until the time is up; a lost peer fails the barrier. */
+static int hold(kccl_comm_t comm, double seconds)
+{
+    int rank = kccl_comm_rank(comm);
+    double end = now_ms() + seconds * 1e3;
+    long rounds = 0;
+    while (now_ms() < end) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        kccl_status_t st = kccl_bootstrap_barrier(kccl_comm_bootstrap(comm));
+        if (st != KCCL_OK) {
+            fprintf(stderr, "kccl-demo: rank %d: barrier %ld of the hold failed\n", rank, rounds);
+            return fail_rank(rank, st);
+        }
+        rounds++;
+    }
+    printf("kccl-demo: rank %d: held %.1f s (%ld barriers)\n", rank, seconds, rounds);
+    fflush(stdout);
+    return 0;
+}
+
+static int run(kccl_comm_t comm, const demo_opts_t *o)
 {
     int rank = kccl_comm_rank(comm), n = kccl_comm_size(comm);
     demo_record_t *all = calloc((size_t)n, sizeof(*all));
@@ -140,20 +179,40 @@ static int run(kccl_comm_t comm)
         goto out_free;
     if (rank == 0)
         print_table(comm, all, exchange_ms);
-    rc = 0;
+    rc = o->hold_s > 0 ? hold(comm, o->hold_s) : 0;
 out_free:
     free(all);
     return rc;
 }
 
+static int parse(int argc, char **argv, demo_opts_t *o)
+{
+    for (int i = 1; i < argc; i++) {
+        char *end = NULL;
+        if (strcmp(argv[i], "--hold") == 0 && i + 1 < argc) {
+            o->hold_s = strtod(argv[++i], &end);
+            if (end == argv[i] || *end != '\0' || o->hold_s < 0)
+                return -1;
+        } else if (strcmp(argv[i], "--stamp") == 0) {
+            o->stamp = 1;
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc > 1) {
+    demo_opts_t o = {0, 0};
+    if (argc > 1 && parse(argc, argv, &o) != 0) {
         int help = strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0;
         fprintf(help ? stdout : stderr,
-                "usage: kccl-demo\n"
+                "usage: kccl-demo [--hold SECONDS] [--stamp]\n"
                 "Joins the group described by the KCCL_* environment (as set by kccl-run or the\n"
                 "Kubernetes sidecar), all-gathers one record per rank, and rank 0 prints them.\n"
+                "  --hold S   then stay in the group S seconds (a barrier every 100 ms)\n"
+                "  --stamp    every rank prints the wall-clock time its bootstrap finished\n"
                 "e.g. kccl-run -n 4 kccl-demo\n");
         return help ? 0 : 2;
     }
@@ -163,7 +222,12 @@ int main(int argc, char **argv)
         const char *r = getenv("KCCL_RANK");
         return fail(r && *r ? r : "?", st);
     }
-    int rc = run(comm);
+    if (o.stamp) {
+        printf("kccl-demo: rank %d: bootstrap done at %.3f (unix s), %.3f ms\n",
+               kccl_comm_rank(comm), wall_s(), kccl_comm_bootstrap_seconds(comm) * 1e3);
+        fflush(stdout);
+    }
+    int rc = run(comm, &o);
     kccl_comm_destroy(comm);
     return rc;
 }
