@@ -273,7 +273,7 @@ static kccl_status_t tcp_ep_connect(kccl_tp_ep_t *ep, const uint8_t pair[KCCL_TP
     tcp_ctx_t *c = ep->ctx;
     if (!ep->connector) {
         pthread_mutex_lock(&ep->lock);
-        if (ep->state == TCP_EP_NEW)
+        if (ep_state(ep) == TCP_EP_NEW)
             __atomic_store_n(&ep->state, TCP_EP_ACCEPTING, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&ep->lock);
         return KCCL_OK;
@@ -306,7 +306,7 @@ static kccl_status_t tcp_ep_connect_wait(kccl_tp_ep_t *ep, int64_t deadline)
 {
     int state;
     pthread_mutex_lock(&ep->lock);
-    while ((state = ep->state) != TCP_EP_READY && ep->err == 0) {
+    while ((state = ep_state(ep)) != TCP_EP_READY && ep->err == 0) {
         int64_t now = kccl_tp_now_ms();
         if (now >= deadline)
             break;
