@@ -13,6 +13,7 @@ APT_PACKAGES=(
     clang libclang-rt-14-dev llvm       # libFuzzer and sanitizer runtimes
     clang-format clang-tidy cppcheck    # format and lint
     iproute2 procps psmisc util-linux   # network namespaces for tests
+    python3-yaml openssl                # chart tests (tests/integration/chart: helm output, certificates)
 )
 
 missing=()
