@@ -71,10 +71,12 @@ size_t kccl_coll_cpu_chunk_bytes(void)
 /* Re-labels a failure with the collective, keeping the status and the cause. */
 static kccl_status_t fail(const ctx_t *c, kccl_status_t st)
 {
-    char cause[512];
+    char cause[512], self[24];
     snprintf(cause, sizeof(cause), "%s", kccl_last_error());
+    int skip = snprintf(self, sizeof(self), "rank %d: ", c->rank); /* the bootstrap's prefix */
+    const char *why = strncmp(cause, self, (size_t)skip) == 0 ? cause + skip : cause;
     kccl_error_set("rank %d: %s of %zu %s (host buffers): %s", c->rank, kind_names[c->a->kind],
-                   c->a->count, kccl_dtype_name(c->a->dtype), cause);
+                   c->a->count, kccl_dtype_name(c->a->dtype), why);
     kccl_log_error(COLL, "%s", kccl_last_error());
     return st;
 }
@@ -153,14 +155,14 @@ static kccl_status_t reduce_scatter_slice(const ctx_t *c, size_t off, size_t len
     int n = c->n, r = c->rank;
     size_t bstride = a->count * c->esz;
     for (int s = 0; s < n - 1; s++) {
-        const uint8_t *src = s == 0 ? in + (size_t)mod(r - 1, n) * bstride + off * c->esz
-                                    : c->st->acc;
+        const uint8_t *src =
+            s == 0 ? in + (size_t)mod(r - 1, n) * bstride + off * c->esz : c->st->acc;
         int rj = mod(r - 2 - s, n), last = s == n - 2;
         uint8_t *dst = last ? (uint8_t *)a->recvbuf + off * c->esz : c->st->acc;
         KCCL_CHECK(send_elems(c, c->next, src, len));
         KCCL_CHECK(recv_elems(c, c->prev, c->st->tmp, len));
-        kccl_reduce(a->dtype, a->op, dst, c->st->tmp, in + (size_t)rj * bstride + off * c->esz,
-                    len, last ? n : 0);
+        kccl_reduce(a->dtype, a->op, dst, c->st->tmp, in + (size_t)rj * bstride + off * c->esz, len,
+                    last ? n : 0);
     }
     return KCCL_OK;
 }
@@ -238,7 +240,8 @@ static kccl_status_t broadcast(const ctx_t *c)
         }
     }
     /* Collect the outstanding acknowledgements so none is left queued. */
-    size_t outstanding = nchunks < KCCL_COLL_CPU_BCAST_WINDOW ? nchunks : KCCL_COLL_CPU_BCAST_WINDOW;
+    size_t outstanding =
+        nchunks < KCCL_COLL_CPU_BCAST_WINDOW ? nchunks : KCCL_COLL_CPU_BCAST_WINDOW;
     for (int i = 0; i < nkids; i++)
         for (size_t k = 0; k < outstanding; k++)
             KCCL_CHECK(bcast_ack(c, kids[i], 1));
@@ -281,14 +284,10 @@ kccl_status_t kccl_coll_cpu_run(kccl_comm_t comm, const kccl_coll_args_t *args)
     KCCL_CHECK(get_state(comm, c.chunk * c.esz, &c.st));
     c.tag = KCCL_COLL_CPU_TAG_BASE | (c.st->seq++ & 0x007FFFFFu);
     switch (args->kind) {
-    case KCCL_COLL_ALL_REDUCE:
-        return all_reduce(&c);
-    case KCCL_COLL_ALL_GATHER:
-        return all_gather(&c);
-    case KCCL_COLL_REDUCE_SCATTER:
-        return reduce_scatter(&c);
-    case KCCL_COLL_BROADCAST:
-        return broadcast(&c);
+    case KCCL_COLL_ALL_REDUCE: return all_reduce(&c);
+    case KCCL_COLL_ALL_GATHER: return all_gather(&c);
+    case KCCL_COLL_REDUCE_SCATTER: return reduce_scatter(&c);
+    case KCCL_COLL_BROADCAST: return broadcast(&c);
     }
     KCCL_FAIL(COLL, KCCL_ERR_INVALID_ARG, "unknown collective %d", (int)args->kind);
 }

@@ -85,36 +85,22 @@ uint16_t kccl_reduce_float_to_bf16(float f)
 double kccl_reduce_load(kccl_dtype_t dtype, const void *p, size_t i)
 {
     switch (dtype) {
-    case KCCL_INT32:
-        return (double)((const int32_t *)p)[i];
-    case KCCL_FLOAT32:
-        return (double)((const float *)p)[i];
-    case KCCL_FLOAT16:
-        return (double)kccl_reduce_half_to_float(((const uint16_t *)p)[i]);
-    case KCCL_BFLOAT16:
-        return (double)kccl_reduce_bf16_to_float(((const uint16_t *)p)[i]);
-    default:
-        return 0.0;
+    case KCCL_INT32: return (double)((const int32_t *)p)[i];
+    case KCCL_FLOAT32: return (double)((const float *)p)[i];
+    case KCCL_FLOAT16: return (double)kccl_reduce_half_to_float(((const uint16_t *)p)[i]);
+    case KCCL_BFLOAT16: return (double)kccl_reduce_bf16_to_float(((const uint16_t *)p)[i]);
+    default: return 0.0;
     }
 }
 
 void kccl_reduce_store(kccl_dtype_t dtype, void *p, size_t i, double v)
 {
     switch (dtype) {
-    case KCCL_INT32:
-        ((int32_t *)p)[i] = (int32_t)v;
-        break;
-    case KCCL_FLOAT32:
-        ((float *)p)[i] = (float)v;
-        break;
-    case KCCL_FLOAT16:
-        ((uint16_t *)p)[i] = kccl_reduce_float_to_half((float)v);
-        break;
-    case KCCL_BFLOAT16:
-        ((uint16_t *)p)[i] = kccl_reduce_float_to_bf16((float)v);
-        break;
-    default:
-        break;
+    case KCCL_INT32: ((int32_t *)p)[i] = (int32_t)v; break;
+    case KCCL_FLOAT32: ((float *)p)[i] = (float)v; break;
+    case KCCL_FLOAT16: ((uint16_t *)p)[i] = kccl_reduce_float_to_half((float)v); break;
+    case KCCL_BFLOAT16: ((uint16_t *)p)[i] = kccl_reduce_float_to_bf16((float)v); break;
+    default: break;
     }
 }
 
@@ -132,14 +118,10 @@ static inline float fmin_nan(float a, float b)
 static inline float fop(kccl_redop_t op, float a, float b, int divisor)
 {
     switch (op) {
-    case KCCL_MAX:
-        return fmax_nan(a, b);
-    case KCCL_MIN:
-        return fmin_nan(a, b);
-    case KCCL_AVG:
-        return divisor > 0 ? (a + b) / (float)divisor : a + b;
-    default:
-        return a + b;
+    case KCCL_MAX: return fmax_nan(a, b);
+    case KCCL_MIN: return fmin_nan(a, b);
+    case KCCL_AVG: return divisor > 0 ? (a + b) / (float)divisor : a + b;
+    default: return a + b;
     }
 }
 
@@ -159,8 +141,7 @@ static void reduce_i32(kccl_redop_t op, int32_t *d, const int32_t *a, const int3
         for (i = 0; i < n; i++)
             d[i] = a[i] < b[i] ? a[i] : b[i];
         break;
-    default: /* avg on int32 is refused by the front door */
-        break;
+    default: /* avg on int32 is refused by the front door */ break;
     }
 }
 
@@ -193,12 +174,8 @@ void kccl_reduce(kccl_dtype_t dtype, kccl_redop_t op, void *dst, const void *a, 
     if ((unsigned)op >= KCCL_NUM_REDOPS)
         return;
     switch (dtype) {
-    case KCCL_INT32:
-        reduce_i32(op, dst, a, b, count);
-        break;
-    case KCCL_FLOAT32:
-        reduce_f32(op, dst, a, b, count, divisor);
-        break;
+    case KCCL_INT32: reduce_i32(op, dst, a, b, count); break;
+    case KCCL_FLOAT32: reduce_f32(op, dst, a, b, count, divisor); break;
     case KCCL_FLOAT16:
         reduce_16(op, dst, a, b, count, divisor, kccl_reduce_half_to_float,
                   kccl_reduce_float_to_half);
@@ -207,7 +184,6 @@ void kccl_reduce(kccl_dtype_t dtype, kccl_redop_t op, void *dst, const void *a, 
         reduce_16(op, dst, a, b, count, divisor, kccl_reduce_bf16_to_float,
                   kccl_reduce_float_to_bf16);
         break;
-    default:
-        break;
+    default: break;
     }
 }

@@ -34,21 +34,35 @@ static void test_half_known_values(void **state)
         float f;
         uint16_t h;
     } cases[] = {
-        {0.0f, 0x0000},          {-0.0f, 0x8000},        {1.0f, 0x3C00},
-        {-2.0f, 0xC000},         {0.5f, 0x3800},         {65504.0f, 0x7BFF},
-        {65519.0f, 0x7BFF},      {65520.0f, 0x7C00},     {1e9f, 0x7C00},
-        {-1e9f, 0xFC00},         {INFINITY, 0x7C00},     {-INFINITY, 0xFC00},
-        {0x1p-14f, 0x0400},      {0x1p-24f, 0x0001},     {0x1p-25f, 0x0000},
-        {0x1.8p-25f, 0x0001},    {0x1p-26f, 0x0000},     {1023 * 0x1p-24f, 0x03FF},
+        {0.0f, 0x0000},
+        {-0.0f, 0x8000},
+        {1.0f, 0x3C00},
+        {-2.0f, 0xC000},
+        {0.5f, 0x3800},
+        {65504.0f, 0x7BFF},
+        {65519.0f, 0x7BFF},
+        {65520.0f, 0x7C00},
+        {1e9f, 0x7C00},
+        {-1e9f, 0xFC00},
+        {INFINITY, 0x7C00},
+        {-INFINITY, 0xFC00},
+        {0x1p-14f, 0x0400},
+        {0x1p-24f, 0x0001},
+        {0x1p-25f, 0x0000},
+        {0x1.8p-25f, 0x0001},
+        {0x1p-26f, 0x0000},
+        {1023 * 0x1p-24f, 0x03FF},
         {1.0f + 0x1p-11f, 0x3C00}, /* tie -> even */
-        {1.0f + 3 * 0x1p-11f, 0x3C02}, {1.0f + 0x1.8p-11f, 0x3C01}, {0x1.ffep-15f, 0x0400},
-        {1e-30f, 0x0000},        {-1e-30f, 0x8000},
+        {1.0f + 3 * 0x1p-11f, 0x3C02},
+        {1.0f + 0x1.8p-11f, 0x3C01},
+        {0x1.ffep-15f, 0x0400},
+        {1e-30f, 0x0000},
+        {-1e-30f, 0x8000},
     };
     for (size_t i = 0; i < KCCL_TEST_ARRAY_LEN(cases); i++) {
         uint16_t h = kccl_reduce_float_to_half(cases[i].f);
         if (h != cases[i].h)
-            fail_msg("float %a -> half 0x%04x, expected 0x%04x", (double)cases[i].f, h,
-                     cases[i].h);
+            fail_msg("float %a -> half 0x%04x, expected 0x%04x", (double)cases[i].f, h, cases[i].h);
     }
     assert_true(kccl_reduce_half_to_float(0x3C00) == 1.0f);
     assert_true(kccl_reduce_half_to_float(0x0001) == 0x1p-24f);
@@ -207,8 +221,8 @@ static void test_reduce_edges(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_half_known_values),   cmocka_unit_test(test_half_roundtrip_all),
-        cmocka_unit_test(test_half_rounding_random), cmocka_unit_test(test_bf16_values),
+        cmocka_unit_test(test_half_known_values),     cmocka_unit_test(test_half_roundtrip_all),
+        cmocka_unit_test(test_half_rounding_random),  cmocka_unit_test(test_bf16_values),
         cmocka_unit_test(test_reduce_every_dtype_op), cmocka_unit_test(test_reduce_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
