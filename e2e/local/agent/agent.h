@@ -74,6 +74,7 @@ typedef struct {
     int backoff_max_ms;
     int mount_timeout_s;     /* secrets/configMaps that do not appear: the pod fails */
     int delete_node_on_exit; /* the Node (and through GC its Lease) go at exit */
+    FILE *timeline;          /* <state>/timeline.log: ms-stamped container/pod transitions */
     char created[64][256];   /* mount points the agent had to create on the host */
     int ncreated;
     /* state */
@@ -170,6 +171,8 @@ void ag_node_delete(ag_t *a);
 void ag_event(ag_t *a, const ag_pod_t *p, const char *type, const char *reason, const char *fmt,
               ...) __attribute__((format(printf, 5, 6)));
 void ag_now_rfc3339(char *buf, size_t len);
+/* "<unix ms> <ns>/<pod> <uid> <what> <container or ->" to the timeline (scenario timings). */
+void ag_timeline(ag_t *a, const ag_pod_t *p, const char *what, const char *ctr);
 int64_t ag_now_ms(void);
 
 /* agent_net.c */

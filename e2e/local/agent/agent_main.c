@@ -335,6 +335,9 @@ int main(int argc, char **argv)
     }
     ag_net_cleanup_stale(a);
     ag_sh("rm -rf '%s/pods'; mkdir -p '%s/pods'", a->state_dir, a->state_dir);
+    char tl[600];
+    snprintf(tl, sizeof(tl), "%s/timeline.log", a->state_dir);
+    a->timeline = fopen(tl, "a");
     if (ag_node_register(a) != 0) {
         kccl_kube_client_destroy(a->api);
         return 1;
@@ -356,6 +359,8 @@ int main(int argc, char **argv)
     ag_mountpoints_remove(a);
     if (a->delete_node_on_exit)
         ag_node_delete(a);
+    if (a->timeline)
+        fclose(a->timeline);
     if (!keep_state)
         ag_sh("rm -rf '%s'", a->state_dir);
     if (ready_file[0])

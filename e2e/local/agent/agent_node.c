@@ -56,6 +56,18 @@ void ag_now_rfc3339(char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+void ag_timeline(ag_t *a, const ag_pod_t *p, const char *what, const char *ctr)
+{
+    struct timespec t;
+    if (a->timeline == NULL)
+        return;
+    clock_gettime(CLOCK_REALTIME, &t);
+    fprintf(a->timeline, "%lld %s/%s %s %s %s\n",
+            (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000, p->ns, p->name, p->uid, what,
+            ctr ? ctr : "-");
+    fflush(a->timeline);
+}
+
 static void now_micro(char *buf, size_t len)
 {
     struct timespec t;

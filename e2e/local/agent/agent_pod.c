@@ -170,7 +170,7 @@ void ag_pod_update(ag_t *a, ag_pod_t *p, const cJSON *obj)
 
 /* ------------------------------------------------------------------ exits */
 
-static void on_ctr_exit(ag_pod_t *p, ag_ctr_t *c, int status)
+static void on_ctr_exit(ag_t *a, ag_pod_t *p, ag_ctr_t *c, int status)
 {
     c->running = 0;
     c->terminated = 1;
@@ -187,6 +187,9 @@ static void on_ctr_exit(ag_pod_t *p, ag_ctr_t *c, int status)
     }
     p->status_dirty = 1;
     ag_info("pod %s/%s: container %s exited with %d", p->ns, p->name, c->name, c->exit_code);
+    char what[32];
+    snprintf(what, sizeof(what), "exit-%d", c->exit_code);
+    ag_timeline(a, p, what, c->name);
 }
 
 static void on_probe_exit(ag_t *a, ag_pod_t *p, ag_ctr_t *c, int k, int status)
@@ -222,7 +225,7 @@ int ag_pod_on_exit(ag_t *a, pid_t pid, int status)
         for (int j = 0; j < p->nctrs; j++) {
             ag_ctr_t *c = &p->ctrs[j];
             if (c->pid == pid && c->running) {
-                on_ctr_exit(p, c, status);
+                on_ctr_exit(a, p, c, status);
                 return 1;
             }
             for (int k = 0; k < AG_NPROBES; k++)
@@ -272,6 +275,7 @@ static void start_ctr(ag_t *a, ag_pod_t *p, ag_ctr_t *c, int64_t now)
         c->probes[k].next_ms = now + (int64_t)ag_json_int(s, "initialDelaySeconds", 0) * 1000;
     }
     ag_debug("pod %s/%s: started %s (pid %d)", p->ns, p->name, c->name, (int)pid);
+    ag_timeline(a, p, "running", c->name);
 }
 
 /* After an exit: restart after the back-off, or not at all (returns 0). */
@@ -333,6 +337,7 @@ static void probe_step(ag_t *a, ag_pod_t *p, ag_ctr_t *c, int64_t now)
     if (ready != c->ready) {
         c->ready = ready;
         p->status_dirty = 1;
+        ag_timeline(a, p, ready ? "ready" : "unready", c->name);
     }
     if (c->running && !c->stopping && (c->probes[AG_PROBE_LIVENESS].result == 0 ||
                                        c->probes[AG_PROBE_STARTUP].result == 0)) {
@@ -456,11 +461,13 @@ static void run_step(ag_t *a, ag_pod_t *p, int64_t now)
         p->state = AG_POD_DONE;
         p->status_dirty = 1;
         ag_info("pod %s/%s: %s", p->ns, p->name, p->phase);
+        ag_timeline(a, p, p->phase, NULL);
         return;
     }
     if (live > 0 && strcmp(p->phase, "Running") != 0) {
         snprintf(p->phase, sizeof(p->phase), "Running");
         p->status_dirty = 1;
+        ag_timeline(a, p, "Running", NULL);
     }
 }
 

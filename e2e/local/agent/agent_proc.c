@@ -11,6 +11,7 @@
  *   - gets SIGKILL when the agent dies (PR_SET_PDEATHSIG) and leads its own
  *     process group (the agent signals the group: helpers die with it);
  *   - joins the pod's network namespace (unless hostNetwork);
+ *   - gets its own UTS namespace (hostname = the pod's name);
  *   - unshares its mount namespace and bind-mounts every volumeMount's volume
  *     directory at the exact mountPath (readOnly remounted read-only), so paths
  *     inside the container are exactly those of the pod spec; mount points
@@ -444,12 +445,25 @@ static void child_enter(const ag_pod_t *p, const mnt_t *m, int nm)
         }
         close(fd);
     }
-    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
-        fprintf(stderr, "kccl-node-agent: mount namespace: %s\n", strerror(errno));
+    /* Own mount namespace (volumes) and UTS namespace (hostname = pod name, as in a pod). */
+    if (unshare(CLONE_NEWNS | CLONE_NEWUTS) != 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        sethostname(p->name, strnlen(p->name, 63)) != 0) {
+        fprintf(stderr, "kccl-node-agent: mount/UTS namespace: %s\n", strerror(errno));
         _exit(126);
     }
+    /* Sources are opened before anything is mounted: a volume mounted at /tmp must not hide
+     * the sources of the next ones (the agent's state directory may live under /tmp). */
+    int fds[32];
+    for (int i = 0; i < nm; i++)
+        if ((fds[i] = open(m[i].src, O_PATH | O_CLOEXEC)) < 0) {
+            fprintf(stderr, "kccl-node-agent: open %s: %s\n", m[i].src, strerror(errno));
+            _exit(126);
+        }
     for (int i = 0; i < nm; i++) {
-        if (mount(m[i].src, m[i].dst, NULL, MS_BIND | MS_REC, NULL) != 0 ||
+        char src[64];
+        snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
+        if (mount(src, m[i].dst, NULL, MS_BIND | MS_REC, NULL) != 0 ||
             (m[i].ro &&
              mount(NULL, m[i].dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0)) {
             fprintf(stderr, "kccl-node-agent: mount %s on %s: %s\n", m[i].src, m[i].dst,
@@ -580,8 +594,8 @@ pid_t ag_probe_spawn(ag_t *a, ag_pod_t *p, ag_ctr_t *c, const cJSON *probe)
         dup2(devnull, 0);
         dup2(devnull, 1);
         dup2(devnull, 2);
-        static const char *const kinds[] = {"net", "mnt"};
-        for (int i = 0; i < 2; i++) {
+        static const char *const kinds[] = {"net", "uts", "mnt"};
+        for (int i = 0; i < 3; i++) {
             snprintf(nsp, sizeof(nsp), "/proc/%d/ns/%s", (int)c->pid, kinds[i]);
             int fd = open(nsp, O_RDONLY | O_CLOEXEC);
             if (fd < 0 || setns(fd, 0) != 0)
