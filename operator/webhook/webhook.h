@@ -12,6 +12,7 @@
  * served on them until kccl_webhook_stop(). The options are copied; the caller may free them.
  * The serving certificate and key are re-read when either file changes on disk (rotation by
  * cert-manager or a Secret volume update), checked every cert_reload_interval_ms.
+ * One webhook serves per process at a time (a second start fails with KCCL_ERR_UNSUPPORTED).
  */
 #ifndef KCCL_OPERATOR_WEBHOOK_H
 #define KCCL_OPERATOR_WEBHOOK_H

@@ -382,7 +382,13 @@ kccl_status_t kccl_webhook_start(const kccl_webhook_opts_t *opts, kccl_webhook_t
     kccl_status_t st;
     KCCL_CHECK_GOTO(take_options(wh, opts), st, err);
     KCCL_CHECK_GOTO(wh_tls_create(opts->cert_file, opts->key_file, &wh->tls), st, err);
-    wh_tls_activate(wh->tls);
+    if (wh_tls_activate(wh->tls) != 0) {
+        st = KCCL_ERR_UNSUPPORTED;
+        kccl_error_set("webhook: one is already serving in this process: stop it first");
+        wh_tls_destroy(wh->tls);
+        wh->tls = NULL;
+        goto err;
+    }
     KCCL_CHECK_GOTO(start_daemon(wh, opts->bind_address), st, err);
     if (pthread_create(&wh->reloader, NULL, reloader_main, wh) != 0) {
         st = KCCL_ERR_SYSTEM;

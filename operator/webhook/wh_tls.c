@@ -232,11 +232,14 @@ unsigned wh_tls_generation(wh_tls_t *tls)
     return g;
 }
 
-void wh_tls_activate(wh_tls_t *tls)
+int wh_tls_activate(wh_tls_t *tls)
 {
     pthread_mutex_lock(&active_mu);
-    active = tls;
+    int busy = active != NULL && active != tls;
+    if (!busy)
+        active = tls;
     pthread_mutex_unlock(&active_mu);
+    return busy ? -1 : 0;
 }
 
 int wh_tls_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nreqs,

@@ -31,8 +31,9 @@ kccl_status_t wh_tls_reload(wh_tls_t *tls);
 /* How many pairs were loaded so far (1 after create). */
 unsigned wh_tls_generation(wh_tls_t *tls);
 
-/* Makes tls the pair wh_tls_retrieve() serves (NULL: none). */
-void wh_tls_activate(wh_tls_t *tls);
+/* Makes tls the pair wh_tls_retrieve() serves; -1 when another one is active (destroy it
+ * first). */
+int wh_tls_activate(wh_tls_t *tls);
 
 /* The GnuTLS callback (MHD_OPTION_HTTPS_CERT_CALLBACK). */
 int wh_tls_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nreqs,
