@@ -5,9 +5,10 @@
  *      completed) with a rank in range and the CommGroup's world size; the
  *      rest are problems (no rank, out of range, another world size) or
  *      failures (phase Failed, a container exited non-zero);
- *   2. find the failures not acted on yet: failed pods not already replaced
- *      by a live pod of the same rank, and members deleted after the group
- *      formed; each is acted on once (its key joins kccl.io/handled-failures):
+ *   2. find the failures not acted on yet: failed pods (a replacement of the
+ *      same rank may already run), and members deleted after the group
+ *      formed; each is acted on once (its key joins kccl.io/handled-failures,
+ *      which keeps the keys of failed pods that still exist):
  *      Restart bumps status.epoch once for all of them, Fail ends the group;
  *   3. compute phase, conditions, readyMembers, rank 0's id and endpoint;
  *      lastTransitionTime moves only when a condition's status moves;
@@ -118,17 +119,6 @@ static void classify(rec_t *r)
     free(valid);
 }
 
-/* A live pod other than `uid` holds `rank`: the failed pod was already replaced. */
-static int replaced(const rec_t *r, int rank, const char *uid)
-{
-    for (size_t i = 0; i < r->in->npods; i++) {
-        const op_pod_t *p = &r->in->pods[i];
-        if (is_live(p) && p->rank == rank && strcmp(p->uid, uid) != 0)
-            return 1;
-    }
-    return 0;
-}
-
 static void failure(rec_t *r, const char *key, const char *name, int rank, const char *why)
 {
     op_plan_t *p = r->plan;
@@ -145,8 +135,7 @@ static void find_failures(rec_t *r)
 {
     for (size_t i = 0; i < r->in->npods; i++) {
         const op_pod_t *p = &r->in->pods[i];
-        if (p->failed && !p->deleting && p->rank >= 0 && p->rank < r->ws &&
-            !replaced(r, p->rank, p->uid))
+        if (p->failed && !p->deleting && p->rank >= 0 && p->rank < r->ws)
             failure(r, p->fkey, p->name, p->rank, p->why);
     }
     for (size_t i = 0; i < r->in->ntombs && r->formed; i++) {
