@@ -12,6 +12,10 @@
    caBundle equal to its ca.crt; with an incomplete Secret it generates a new pair.
 Everything this test creates (the release namespace, the Secret, the CRD when it was absent) is
 deleted at the end. Skips (77) when the control plane is down or the CRD file is missing.
+
+`install` (its own CTest entry) is a real helm install / upgrade / uninstall of the defaults:
+every object is created, the upgrade keeps the webhook certificate, the uninstall leaves
+nothing but the CRD (helm keeps crds/). The example stays off: no kubelet here runs pods.
 """
 import base64
 import json
@@ -150,5 +154,84 @@ def test_dryrun():
             cl.k(["delete", "crd", "commgroups.kccl.io", "--timeout=60s"], timeout=70, ok=False)
 
 
+# What a release of the chart creates (default values), by kind/name and namespace ("" = cluster).
+RELEASE_OBJECTS = [
+    ("", "mutatingwebhookconfiguration/kccl-sidecar-injector"),
+    ("", "clusterrole/kccl-operator"), ("", "clusterrolebinding/kccl-operator"),
+    (c.NAMESPACE, "deployment/kccl-operator"), (c.NAMESPACE, "service/kccl-webhook"),
+    (c.NAMESPACE, "secret/kccl-webhook-tls"), (c.NAMESPACE, "serviceaccount/kccl-operator"),
+    (c.NAMESPACE, "role/kccl-operator-leader-election"),
+    (c.NAMESPACE, "rolebinding/kccl-operator-leader-election"),
+    ("default", "serviceaccount/kccl-sidecar"), ("default", "role/kccl-sidecar"),
+    ("default", "rolebinding/kccl-sidecar"),
+]
+
+
+def present(cl):
+    return [o for ns, o in RELEASE_OBJECTS if cl.exists((["-n", ns] if ns else []) + [o])]
+
+
+def get_json(cl, args):
+    return json.loads(cl.k(["get", "-o", "json"] + args).stdout)
+
+
+def test_install():
+    """A real helm install / upgrade / uninstall (no example: nothing runs pods here). The
+    upgrade must keep the webhook certificate (lookup) and the uninstall must leave nothing
+    but the CRD (helm keeps crds/)."""
+    c.need_helm()
+    kubeconfig, bindir = cp_env()
+    if not os.path.isfile(CRD_FILE):
+        c.skip("no CRD file %s (owned by the operator)" % CRD_FILE)
+    cl = Cluster(kubeconfig, bindir)
+    cl.k(["wait", "--for=delete", "namespace/" + c.NAMESPACE, "--timeout=90s"], timeout=100,
+         ok=False)
+    made_crd = not cl.exists(["crd", "commgroups.kccl.io"])
+    made_ns = not cl.exists(["namespace", c.NAMESPACE])
+    check(not cl.exists(["mutatingwebhookconfiguration", "kccl-sidecar-injector"]),
+          "a kccl webhook configuration exists already on this control plane; not touching it")
+    helm = [c.HELM, "--namespace", c.NAMESPACE]
+    installed = False
+    try:
+        rc, out, err = c.run(helm + ["install", "kccl", c.CHART, "--create-namespace",
+                                     "--timeout", "60s"], env=cl.env, timeout=120)
+        check(rc == 0, "helm install failed: %s" % err.strip())
+        installed = True
+        check(present(cl) == [o for _, o in RELEASE_OBJECTS],
+              "helm install did not create every object; present: %s" % present(cl))
+        check(cl.exists(["crd", "commgroups.kccl.io"]), "helm install did not install the CRD")
+        sec1 = get_json(cl, ["-n", c.NAMESPACE, "secret", "kccl-webhook-tls"])["data"]
+        mwc1 = get_json(cl, ["mutatingwebhookconfiguration", "kccl-sidecar-injector"])
+        check(mwc1["webhooks"][0]["clientConfig"]["caBundle"] == sec1["ca.crt"],
+              "installed caBundle != the Secret's ca.crt")
+        rc, out, err = c.run(helm + ["upgrade", "kccl", c.CHART, "--reuse-values", "--set",
+                                     "operator.logLevel=debug", "--timeout", "60s"],
+                             env=cl.env, timeout=120)
+        check(rc == 0, "helm upgrade failed: %s" % err.strip())
+        sec2 = get_json(cl, ["-n", c.NAMESPACE, "secret", "kccl-webhook-tls"])["data"]
+        mwc2 = get_json(cl, ["mutatingwebhookconfiguration", "kccl-sidecar-injector"])
+        check(sec2 == sec1, "helm upgrade replaced the webhook certificate")
+        check(mwc2["webhooks"][0]["clientConfig"]["caBundle"] == sec1["ca.crt"],
+              "helm upgrade changed the caBundle")
+        dep = get_json(cl, ["-n", c.NAMESPACE, "deployment", "kccl-operator"])
+        args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+        check("--log-level=debug" in args, "helm upgrade did not apply the new value: %s" % args)
+        rc, out, err = c.run(helm + ["uninstall", "kccl", "--wait", "--timeout", "90s"],
+                             env=cl.env, timeout=120)
+        check(rc == 0, "helm uninstall failed: %s" % err.strip())
+        installed = False
+        check(not present(cl), "left after helm uninstall: %s" % present(cl))
+        check(cl.exists(["crd", "commgroups.kccl.io"]), "helm uninstall removed the CRD")
+        print("install, upgrade (certificate kept), uninstall (nothing left) ok")
+    finally:
+        if installed:
+            c.run(helm + ["uninstall", "kccl", "--wait", "--timeout", "90s"], env=cl.env,
+                  timeout=120)
+        if made_ns:
+            cl.k(["delete", "namespace", c.NAMESPACE, "--timeout=90s"], timeout=100, ok=False)
+        if made_crd:
+            cl.k(["delete", "crd", "commgroups.kccl.io", "--timeout=60s"], timeout=70, ok=False)
+
+
 if __name__ == "__main__":
-    sys.exit(c.main({"dryrun": test_dryrun}, sys.argv))
+    sys.exit(c.main({"dryrun": test_dryrun, "install": test_install}, sys.argv))
