@@ -260,6 +260,13 @@ static void compute_status(rec_t *r)
     }
     set_cond(r, st, OP_COND_READY, 0, reason, msg);
     int degraded = failed || r->failures || (problem && (r->formed || is_violation(reason)));
+    const op_cond_t *od = &old->cond[OP_COND_DEGRADED];
+    if (degraded && !r->failures && !is_violation(reason) && od->status == 1 &&
+        !strcmp(od->reason, OP_R_MEMBER_FAILED)) {
+        /* still recovering from that failure: Degraded keeps naming it until Ready */
+        set_cond(r, st, OP_COND_DEGRADED, 1, od->reason, od->message);
+        return;
+    }
     set_cond(r, st, OP_COND_DEGRADED, degraded, degraded ? reason : OP_R_AS_EXPECTED,
              degraded ? msg : "");
     if (is_violation(reason) && strcmp(old->cond[OP_COND_READY].reason, reason) != 0)

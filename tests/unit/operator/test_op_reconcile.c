@@ -268,6 +268,9 @@ static void test_member_failed_restart_once(void **state)
         assert_false(has_event(&p, OP_R_MEMBER_FAILED));
         assert_int_equal(p.status.phase, OP_PHASE_DEGRADED);
         assert_string_equal(p.status.cond[OP_COND_READY].reason, OP_R_MISSING);
+        /* Degraded keeps naming the failure while the group recovers */
+        assert_string_equal(p.status.cond[OP_COND_DEGRADED].reason, OP_R_MEMBER_FAILED);
+        assert_non_null(strstr(p.status.cond[OP_COND_DEGRADED].message, "pod p-2 (rank 2)"));
     }
     /* the same failure known only to this process (not yet on the CommGroup): no bump either */
     g.nhandled = 0;
