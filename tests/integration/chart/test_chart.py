@@ -129,6 +129,12 @@ def assert_deployment(docs, vals):
     mounts = {m["name"]: m for m in ctr["volumeMounts"]}
     check(mounts.get("webhook-tls", {}).get("mountPath") == "/tls" and
           mounts["webhook-tls"].get("readOnly") is True, "TLS not mounted read-only at /tls")
+    pdbs = find(docs, "PodDisruptionBudget", "kccl-operator", c.NAMESPACE)
+    check(len(pdbs) == (1 if vals["replicas"] > 1 else 0),
+          "a PodDisruptionBudget must exist exactly when replicas > 1")
+    for pdb in pdbs:
+        check(pdb["spec"]["minAvailable"] == 1 and pdb["spec"]["selector"]["matchLabels"] == sel,
+              "PodDisruptionBudget %s" % pdb["spec"])
     vol = [v for v in spec["volumes"] if v["name"] == "webhook-tls"][0]
     check(vol["secret"]["secretName"] == vals["webhook"]["secretName"], "TLS volume's Secret")
     return dep
@@ -290,6 +296,10 @@ def test_schema():
         for n in needles:
             check(n in err, "helm template %s: error lacks %r:\n%s" % (args, n, err.strip()))
         check(not out.strip(), "helm template %s printed manifests on failure" % args)
+    # Chart.yaml's kubeVersion: older clusters are refused
+    rc, _, err = c.run([c.HELM, "template", "kccl", c.CHART, "-n", c.NAMESPACE,
+                        "--kube-version", "1.28.9"])
+    check(rc != 0 and "kubeVersion" in err, "Kubernetes 1.28 was not refused: %s" % err.strip())
     # and the schema stays strict at each level
     schema = c.yaml.safe_load(open(os.path.join(c.CHART, "values.schema.json")))
     check(schema.get("additionalProperties") is False, "schema: top level is not strict")
