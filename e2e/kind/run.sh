@@ -166,9 +166,9 @@ for obj in mutatingwebhookconfiguration/kccl-sidecar-injector clusterrole/kccl-o
            clusterrolebinding/kccl-operator; do
     k get "${obj}" >/dev/null 2>&1 && left+=("${obj}")
 done
-for obj in deployment/kccl-operator service/kccl-webhook secret/kccl-webhook-tls \
-           serviceaccount/kccl-operator role/kccl-operator-leader-election \
-           rolebinding/kccl-operator-leader-election; do
+for obj in deployment/kccl-operator poddisruptionbudget/kccl-operator service/kccl-webhook \
+           secret/kccl-webhook-tls serviceaccount/kccl-operator \
+           role/kccl-operator-leader-election rolebinding/kccl-operator-leader-election; do
     k -n "${NS}" get "${obj}" >/dev/null 2>&1 && left+=("${NS}/${obj}")
 done
 for obj in serviceaccount/kccl-sidecar role/kccl-sidecar rolebinding/kccl-sidecar; do
