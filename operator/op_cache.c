@@ -187,6 +187,7 @@ static void tomb(gstate_t *g, const op_pod_t *p)
     else
         snprintf(t->fkey, sizeof(t->fkey), "%.38s.deleted", p->uid);
     t->rank = p->rank;
+    t->world_size = p->world_size;
     t->succeeded = p->phase == OP_POD_SUCCEEDED;
 }
 

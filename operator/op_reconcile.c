@@ -140,7 +140,8 @@ static void find_failures(rec_t *r)
     }
     for (size_t i = 0; i < r->in->ntombs && r->formed; i++) {
         const op_tomb_t *t = &r->in->tombs[i];
-        if (!t->succeeded && t->rank >= 0 && t->rank < r->ws)
+        if (!t->succeeded && t->rank >= 0 && t->rank < r->ws &&
+            (t->world_size == -1 || t->world_size == r->ws))
             failure(r, t->fkey, t->name, t->rank, "was deleted after the group had formed");
     }
 }

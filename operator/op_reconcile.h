@@ -18,7 +18,8 @@ typedef struct {
     char name[OP_POD_MAX];
     char fkey[OP_FKEY_MAX]; /* the pod's failure key if it had failed, else "<uid>.deleted" */
     int rank;
-    int succeeded; /* it had completed (phase Succeeded): not a failure */
+    int world_size; /* its kccl.io/world-size (-1 absent): a pod that disagreed was no member */
+    int succeeded;  /* it had completed (phase Succeeded): not a failure */
 } op_tomb_t;
 
 typedef struct {

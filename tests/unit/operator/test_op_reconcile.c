@@ -361,7 +361,7 @@ static void test_deleted_after_formed(void **state)
     op_pod_t pods[2];
     op_plan_t p;
     ready_group(&g, pods, 2, &p);
-    op_tomb_t t = {.rank = 1};
+    op_tomb_t t = {.rank = 1, .world_size = 2};
     snprintf(t.name, sizeof(t.name), "p-1");
     snprintf(t.fkey, sizeof(t.fkey), "uid-1.deleted");
     op_rec_input_t in = {.ns = "ns", .name = "g", .group = &g, .pods = pods, .npods = 1,
@@ -370,6 +370,13 @@ static void test_deleted_after_formed(void **state)
     assert_int_equal(p.status.epoch, 1);
     assert_non_null(strstr(p.status.cond[OP_COND_READY].message, "was deleted"));
     assert_false(p.write_handled); /* a deleted pod's key needs no annotation */
+    /* a pod that disagreed on the world size was no member: its deletion is no failure */
+    t.world_size = 3;
+    op_rec_plan(&in, &p);
+    assert_int_equal(p.status.epoch, 0);
+    t.world_size = -1;
+    op_rec_plan(&in, &p);
+    assert_int_equal(p.status.epoch, 1);
     /* a completed member's deletion is no failure; neither is one before formation */
     t.succeeded = 1;
     op_rec_plan(&in, &p);
