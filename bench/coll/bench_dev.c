@@ -63,14 +63,14 @@ kccl_status_t bench_dev_create(const bench_opts_t *o, kccl_comm_t comm, bench_de
     CUDA_TRY(cudaEventCreate(&d->e1));
     struct cudaDeviceProp p;
     CUDA_TRY(cudaGetDeviceProperties(&p, d->dev));
-    snprintf(d->name, sizeof(d->name), "%s x %d visible (rank r on device r %% %d)", p.name, ndev,
-             ndev);
+    snprintf(d->name, sizeof(d->name), "%.120s x %d visible (rank r on device r %% %d)", p.name,
+             ndev, ndev);
     if (o->compare_nccl) {
         kccl_status_t st = bench_nccl_open(comm, &d->nccl);
         if (st != KCCL_OK)
             return st;
         size_t len = strlen(d->name);
-        snprintf(d->name + len, sizeof(d->name) - len, ", vs %s", bench_nccl_describe(d->nccl));
+        snprintf(d->name + len, sizeof(d->name) - len, ", vs %.100s", bench_nccl_describe(d->nccl));
     }
     return KCCL_OK;
 }

@@ -76,9 +76,9 @@ static int load(bench_nccl_t *nc, char *why, size_t whylen)
     }
     int v = 0;
     nc->get_version(&v);
-    char lib[64];
+    char lib[sizeof(nc->desc)];
     snprintf(lib, sizeof(lib), "%s", nc->desc);
-    snprintf(nc->desc, sizeof(nc->desc), "NCCL %d.%d.%d (%s)", v / 10000, v / 100 % 100, v % 100,
+    snprintf(nc->desc, sizeof(nc->desc), "NCCL %d.%d.%d (%.80s)", v / 10000, v / 100 % 100, v % 100,
              lib);
     return 0;
 }
