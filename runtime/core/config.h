@@ -79,7 +79,11 @@ typedef enum {
     X(TCP_CHUNK, INT, "1048576", 0, "TCP staging chunk for device memory, bytes")                  \
     X(PROXY_FIFO_SLOTS, INT, "512", 0, "proxy FIFO size in triggers (power of two)")               \
     X(PROXY_CPU, STR, "auto", 0,                                                                   \
-      "proxy thread placement: auto (the GPU's NUMA node), none, or a CPU list")
+      "proxy thread placement: auto (the GPU's NUMA node), none, or a CPU list")                   \
+    X(COLL_ALGO, STR, "auto", 0,                                                                   \
+      "device-buffer collectives: auto (size table), ll, ll2 (all-reduce) or zc (zero-copy)")      \
+    X(COLL_LL_MAX, INT, "-1", 0, "auto: largest size (bytes) for LL; -1 = built-in table")         \
+    X(COLL_LL2_MAX, INT, "-1", 0, "auto: largest all-reduce size for LL2; -1 = built-in table")
 
 typedef enum {
 #define KCCL_CFG_ENUM_(name, type, def, flags, help) KCCL_CFG_##name,

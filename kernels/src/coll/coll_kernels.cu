@@ -1,0 +1,540 @@
+/*
+ * coll_kernels.cu - the GPU collectives' kernels: LL packet algorithms for
+ * small messages and zero-copy algorithms over peers' mapped user buffers for
+ * large ones. The host side (runtime/coll/coll_gpu.c) chooses the algorithm,
+ * grid and chunking and fills a kccl_cg_launch_t (coll_gpu.h, which also
+ * describes the scratch layout and the per-block step counters).
+ *
+ * Work split: block b of every rank handles the same elements (grid-stride
+ * over packets or 16-byte units with the same grid on every rank), so block b
+ * only ever synchronises with block b of its peers: no grid-wide barrier.
+ *
+ * LL (one step): every rank writes its data as LL packets into each peer's
+ * slot [its rank]; each rank then reads the packets of every source (waiting
+ * on the packets' own flags) and reduces or copies them.
+ *   all-reduce: whole input to everybody, everybody reduces in rank order (so
+ *     every rank computes bit-identical results);
+ *   reduce-scatter: region q of the input to rank q;
+ *   all-gather: the input to everybody; broadcast: the root's input to
+ *     everybody (non-roots report presence so the root never runs two steps
+ *     ahead of a reader).
+ * LL2 (all-reduce, two steps): reduce-scatter as LL packets, then each rank
+ *   sends its reduced region to everybody as LL packets.
+ * ZC (zero-copy): a per-block barrier (relaxed flags) proves peers entered
+ *   the kernel, so their buffers are ready; each rank then loads straight from
+ *   peers' send buffers and stores straight into peers' receive buffers; a
+ *   closing barrier with a system-scope release tells peers their receive
+ *   buffers are complete and that nobody reads their send buffers any more.
+ *   all-reduce: rank q reduces region q from all send buffers and stores it
+ *   into every receive buffer (reduce-scatter + all-gather in one pass).
+ */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "coll/coll_gpu.h"
+#include "kccl/kccl_ll.cuh"
+
+#define MAXR KCCL_CG_MAX_RANKS
+
+/* ---- element types: raw storage and the accumulator type ---- */
+
+enum { DT_I32 = 0, DT_F32 = 1, DT_F16 = 2, DT_BF16 = 3 };
+enum { OP_SUM = 0, OP_MAX = 1, OP_MIN = 2, OP_AVG = 3 };
+
+template <int DT> struct elem;
+template <> struct elem<DT_I32> {
+    typedef int32_t raw;
+    typedef int32_t acc;
+    static __device__ __forceinline__ acc load(raw r)
+    {
+        return r;
+    }
+    static __device__ __forceinline__ raw store(acc a)
+    {
+        return a;
+    }
+};
+template <> struct elem<DT_F32> {
+    typedef float raw;
+    typedef float acc;
+    static __device__ __forceinline__ acc load(raw r)
+    {
+        return r;
+    }
+    static __device__ __forceinline__ raw store(acc a)
+    {
+        return a;
+    }
+};
+template <> struct elem<DT_F16> {
+    typedef uint16_t raw;
+    typedef float acc;
+    static __device__ __forceinline__ acc load(raw r)
+    {
+        return __half2float(__ushort_as_half(r));
+    }
+    static __device__ __forceinline__ raw store(acc a)
+    {
+        return __half_as_ushort(__float2half_rn(a));
+    }
+};
+template <> struct elem<DT_BF16> {
+    typedef uint16_t raw;
+    typedef float acc;
+    static __device__ __forceinline__ acc load(raw r)
+    {
+        return __bfloat162float(__ushort_as_bfloat16(r));
+    }
+    static __device__ __forceinline__ raw store(acc a)
+    {
+        return __bfloat16_as_ushort(__float2bfloat16_rn(a));
+    }
+};
+
+template <int OP, typename A> __device__ __forceinline__ A red(A a, A b)
+{
+    if (OP == OP_MAX)
+        return a > b ? a : b;
+    if (OP == OP_MIN)
+        return a < b ? a : b;
+    return a + b; /* SUM, AVG */
+}
+
+template <int OP, typename A> __device__ __forceinline__ A finish(A a, int n)
+{
+    return OP == OP_AVG ? (A)(a / (A)n) : a;
+}
+
+/* N raw elements viewed as whole words. */
+template <int DT, int BYTES> union pack {
+    typedef typename elem<DT>::raw raw;
+    enum { N = BYTES / (int)sizeof(raw) };
+    raw e[BYTES / sizeof(raw)];
+    uint64_t u64;
+    uint4 u128;
+};
+
+/* Word k (8 bytes) of an n-element array; zero-padded past the end; element
+ * loads where base is not 8-byte aligned. */
+template <int DT>
+__device__ __forceinline__ uint64_t load_word(const void *base, size_t n, size_t k)
+{
+    typedef pack<DT, 8> P;
+    const typename elem<DT>::raw *b = (const typename elem<DT>::raw *)base;
+    size_t i0 = k * P::N;
+    if (((uintptr_t)base & 7) == 0 && i0 + P::N <= n)
+        return *(const uint64_t *)(b + i0);
+    P w;
+    w.u64 = 0;
+#pragma unroll
+    for (int j = 0; j < P::N; j++)
+        if (i0 + j < n)
+            w.e[j] = b[i0 + j];
+    return w.u64;
+}
+
+template <int DT>
+__device__ __forceinline__ void store_word(void *base, size_t n, size_t k, uint64_t v)
+{
+    typedef pack<DT, 8> P;
+    typename elem<DT>::raw *b = (typename elem<DT>::raw *)base;
+    size_t i0 = k * P::N;
+    if (((uintptr_t)base & 7) == 0 && i0 + P::N <= n) {
+        *(uint64_t *)(b + i0) = v;
+        return;
+    }
+    P w;
+    w.u64 = v;
+#pragma unroll
+    for (int j = 0; j < P::N; j++)
+        if (i0 + j < n)
+            b[i0 + j] = w.e[j];
+}
+
+/* ---- LL ---- */
+
+__device__ __forceinline__ kccl_ll_packet_t *ll_slot(void *scratch, int area, uint64_t flag,
+                                                     int src)
+{
+    size_t idx = ((size_t)area * 2 + (size_t)(flag & 1)) * MAXR + (size_t)src;
+    return (kccl_ll_packet_t *)((char *)scratch + KCCL_CG_FLAGS_BYTES +
+                                idx * KCCL_CG_LL_SLOT_BYTES);
+}
+
+__device__ __forceinline__ uint64_t *flag_word(void *scratch, int block, int src)
+{
+    return (uint64_t *)scratch + (size_t)block * MAXR + (size_t)src;
+}
+
+/* Sends word k of src_data (n elements) to every peer's slot [me] of area. */
+template <int DT>
+__device__ __forceinline__ void ll_send_all(const kccl_cg_launch_t &p, int area, uint64_t f,
+                                            uint64_t w, size_t k)
+{
+    for (int i = 1; i < p.nranks; i++) {
+        int q = (p.rank + i) % p.nranks;
+        kccl_ll_store(ll_slot(p.peer_scratch[q], area, f, p.rank) + k, w, (uint32_t)f);
+    }
+}
+
+/* Reduces word k over all ranks in rank order: own data from mine, peers' from
+ * area's slots. */
+template <int DT, int OP>
+__device__ __forceinline__ uint64_t ll_reduce_word(const kccl_cg_launch_t &p, int area, uint64_t f,
+                                                   uint64_t mine, size_t k)
+{
+    typedef pack<DT, 8> P;
+    typedef typename elem<DT>::acc A;
+    A acc[P::N];
+    for (int src = 0; src < p.nranks; src++) {
+        P w;
+        w.u64 =
+            src == p.rank ? mine : kccl_ll_load(ll_slot(p.scratch, area, f, src) + k, (uint32_t)f);
+#pragma unroll
+        for (int j = 0; j < P::N; j++) {
+            A v = elem<DT>::load(w.e[j]);
+            acc[j] = src == 0 ? v : red<OP>(acc[j], v);
+        }
+    }
+    P out;
+#pragma unroll
+    for (int j = 0; j < P::N; j++)
+        out.e[j] = elem<DT>::store(finish<OP>(acc[j], p.nranks));
+    return out.u64;
+}
+
+/* Broadcast presence: non-roots tell the root this block reached step f; the root waits. */
+__device__ void ll_presence(const kccl_cg_launch_t &p, uint64_t f)
+{
+    int b = blockIdx.x, t = threadIdx.x;
+    if (p.rank != p.root) {
+        if (t == 0)
+            kccl_st_relaxed_sys(flag_word(p.peer_scratch[p.root], b, p.rank), f);
+        return;
+    }
+    if (t < p.nranks && t != p.root) {
+        const uint64_t *w = flag_word(p.scratch, b, t);
+        uint64_t start = kccl_globaltimer();
+        uint32_t spins = 0;
+        uint64_t v;
+        while ((v = kccl_ld_relaxed_sys(w)) < f)
+            kccl_spin_check(start, &spins, "broadcast presence", f, v);
+    }
+}
+
+template <int DT, int OP> __global__ void __launch_bounds__(512) ll_kernel(kccl_cg_launch_t p)
+{
+    typedef pack<DT, 8> P;
+    const int b = blockIdx.x, me = p.rank, n = p.nranks;
+    const size_t tid = (size_t)b * blockDim.x + threadIdx.x,
+                 stride = (size_t)gridDim.x * blockDim.x;
+    const uint64_t e = p.epoch[b], f1 = e + 1, f2 = e + 2;
+    const size_t cnt = p.count, words = (cnt + P::N - 1) / P::N;
+    const char *send = (const char *)p.send;
+    char *recv = (char *)p.recv;
+    const size_t es = sizeof(typename elem<DT>::raw);
+
+    if (p.kind == KCCL_CG_ALL_REDUCE && p.algo == KCCL_CG_LL) {
+        for (size_t k = tid; k < words; k += stride)
+            ll_send_all<DT>(p, 0, f1, load_word<DT>(send, cnt, k), k);
+        for (size_t k = tid; k < words; k += stride)
+            store_word<DT>(recv, cnt, k,
+                           ll_reduce_word<DT, OP>(p, 0, f1, load_word<DT>(send, cnt, k), k));
+    } else if (p.kind == KCCL_CG_ALL_REDUCE) { /* LL2 */
+        size_t R = (cnt + n - 1) / n;
+        R = (R + P::N - 1) / P::N * P::N;
+        const size_t rw = R / P::N;
+#define REGION_LEN(q)                                                                              \
+    ((size_t)(q)*R >= cnt ? 0 : (cnt - (size_t)(q)*R < R ? cnt - (size_t)(q)*R : R))
+        for (size_t k = tid; k < rw; k += stride)
+            for (int i = 1; i < n; i++) {
+                int q = (me + i) % n;
+                size_t len = REGION_LEN(q);
+                if (k * P::N < len)
+                    kccl_ll_store(ll_slot(p.peer_scratch[q], 0, f1, me) + k,
+                                  load_word<DT>(send + q * R * es, len, k), (uint32_t)f1);
+            }
+        const size_t mylen = REGION_LEN(me);
+        for (size_t k = tid; k * P::N < mylen; k += stride) {
+            uint64_t w =
+                ll_reduce_word<DT, OP>(p, 0, f1, load_word<DT>(send + me * R * es, mylen, k), k);
+            store_word<DT>(recv + me * R * es, mylen, k, w);
+            ll_send_all<DT>(p, 1, f2, w, k);
+        }
+        for (int i = 1; i < n; i++) {
+            int src = (me + i) % n;
+            size_t len = REGION_LEN(src);
+            for (size_t k = tid; k * P::N < len; k += stride)
+                store_word<DT>(recv + src * R * es, len, k,
+                               kccl_ll_load(ll_slot(p.scratch, 1, f2, src) + k, (uint32_t)f2));
+        }
+#undef REGION_LEN
+    } else if (p.kind == KCCL_CG_REDUCE_SCATTER) {
+        for (size_t k = tid; k < words; k += stride)
+            for (int i = 1; i < n; i++) {
+                int q = (me + i) % n;
+                kccl_ll_store(ll_slot(p.peer_scratch[q], 0, f1, me) + k,
+                              load_word<DT>(send + q * p.stride * es, cnt, k), (uint32_t)f1);
+            }
+        for (size_t k = tid; k < words; k += stride)
+            store_word<DT>(recv, cnt, k,
+                           ll_reduce_word<DT, OP>(
+                               p, 0, f1, load_word<DT>(send + me * p.stride * es, cnt, k), k));
+    } else if (p.kind == KCCL_CG_ALL_GATHER) {
+        char *mine = recv + me * p.stride * es;
+        for (size_t k = tid; k < words; k += stride) {
+            uint64_t w = load_word<DT>(send, cnt, k);
+            ll_send_all<DT>(p, 0, f1, w, k);
+            if (mine != send)
+                store_word<DT>(mine, cnt, k, w);
+        }
+        for (int i = 1; i < n; i++) {
+            int src = (me + i) % n;
+            for (size_t k = tid; k < words; k += stride)
+                store_word<DT>(recv + src * p.stride * es, cnt, k,
+                               kccl_ll_load(ll_slot(p.scratch, 0, f1, src) + k, (uint32_t)f1));
+        }
+    } else { /* broadcast */
+        if (me == p.root) {
+            for (size_t k = tid; k < words; k += stride) {
+                uint64_t w = load_word<DT>(send, cnt, k);
+                ll_send_all<DT>(p, 0, f1, w, k);
+                if (recv != send)
+                    store_word<DT>(recv, cnt, k, w);
+            }
+        } else {
+            for (size_t k = tid; k < words; k += stride)
+                store_word<DT>(recv, cnt, k,
+                               kccl_ll_load(ll_slot(p.scratch, 0, f1, p.root) + k, (uint32_t)f1));
+        }
+        ll_presence(p, f1);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0)
+        p.epoch[b] = (p.kind == KCCL_CG_ALL_REDUCE && p.algo == KCCL_CG_LL2) ? f2 : f1;
+}
+
+/* ---- zero-copy ---- */
+
+/* Block b of every rank meets here: each signals its peers' block b, then waits
+ * for theirs. release: order this block's earlier stores to peers first. */
+__device__ void zc_barrier(const kccl_cg_launch_t &p, uint64_t v, int release)
+{
+    int b = blockIdx.x, t = threadIdx.x;
+    __syncthreads();
+    if (t < p.nranks && t != p.rank) {
+        if (release)
+            __threadfence_system();
+        kccl_st_relaxed_sys(flag_word(p.peer_scratch[t], b, p.rank), v);
+        const uint64_t *w = flag_word(p.scratch, b, t);
+        uint64_t start = kccl_globaltimer(), have;
+        uint32_t spins = 0;
+        while ((have = kccl_ld_acquire_sys(w)) < v)
+            kccl_spin_check(start, &spins, "collective barrier", v, have);
+    }
+    __syncthreads();
+}
+
+__device__ __forceinline__ uint4 ld16(const void *p)
+{
+    return __ldcg((const uint4 *)p);
+}
+
+/* Reduces V elements at offset o of every rank's src buffer (base + off bytes). */
+template <int DT, int OP, int V>
+__device__ __forceinline__ void zc_reduce(const kccl_cg_launch_t &p, size_t off, size_t o,
+                                          size_t len, typename elem<DT>::raw *out, int vec)
+{
+    typedef typename elem<DT>::acc A;
+    typedef typename elem<DT>::raw Rw;
+    A acc[V];
+#pragma unroll
+    for (int j = 0; j < V; j++)
+        acc[j] = (A)0;
+    if (vec && o + V <= len) {
+        /* four sources' loads in flight at a time (all of them up to 4 ranks) */
+        for (int g = 0; g < p.nranks; g += 4) {
+            pack<DT, 16> in[4];
+#pragma unroll
+            for (int s = 0; s < 4; s++)
+                if (g + s < p.nranks)
+                    in[s].u128 = ld16((const Rw *)((const char *)p.peer_send[g + s] + off) + o);
+#pragma unroll
+            for (int s = 0; s < 4; s++)
+                if (g + s < p.nranks)
+#pragma unroll
+                    for (int j = 0; j < V; j++) {
+                        A v = elem<DT>::load(in[s].e[j]);
+                        acc[j] = g + s == 0 ? v : red<OP>(acc[j], v);
+                    }
+        }
+    } else {
+        for (int s = 0; s < p.nranks; s++) {
+            const Rw *src = (const Rw *)((const char *)p.peer_send[s] + off);
+            for (int j = 0; j < V; j++)
+                if (o + j < len) {
+                    A v = elem<DT>::load(src[o + j]);
+                    acc[j] = s == 0 ? v : red<OP>(acc[j], v);
+                }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < V; j++)
+        out[j] = elem<DT>::store(finish<OP>(acc[j], p.nranks));
+}
+
+/* Stores V elements (vals) at byte offset off + element o of every rank's buffer
+ * (bufs[n]; peers first, rotated, this rank's last unless skip_self). */
+template <int DT, int V>
+__device__ __forceinline__ void zc_store(void *const *bufs, int n, int me, int skip_self,
+                                         size_t off, size_t o, size_t len, const pack<DT, 16> &vals,
+                                         int vec)
+{
+    typedef typename elem<DT>::raw Rw;
+    for (int i = 1; i <= n; i++) {
+        int q = (me + i) % n;
+        if (q == me && skip_self)
+            continue;
+        Rw *dst = (Rw *)((char *)bufs[q] + off) + o;
+        if (vec && o + V <= len) {
+            *(uint4 *)dst = vals.u128;
+        } else {
+            for (int j = 0; j < V; j++)
+                if (o + j < len)
+                    dst[j] = vals.e[j];
+        }
+    }
+}
+
+/* Loads V elements of src at element o (vector when vec and whole). */
+template <int DT, int V>
+__device__ __forceinline__ void zc_load(const void *src, size_t o, size_t len, pack<DT, 16> &v,
+                                        int vec)
+{
+    typedef typename elem<DT>::raw Rw;
+    const Rw *s = (const Rw *)src + o;
+    if (vec && o + V <= len) {
+        v.u128 = ld16(s);
+    } else {
+        for (int j = 0; j < V; j++)
+            v.e[j] = o + j < len ? s[j] : (Rw)0;
+    }
+}
+
+template <int DT, int OP, int VEC>
+__global__ void __launch_bounds__(512, 2) zc_kernel(kccl_cg_launch_t p)
+{
+    typedef typename elem<DT>::raw Rw;
+    enum { V = 16 / sizeof(Rw) };
+    const int b = blockIdx.x, me = p.rank, n = p.nranks;
+    const uint64_t e = p.epoch[b];
+    const size_t es = sizeof(Rw), cnt = p.count;
+    const size_t unit = (size_t)blockDim.x * V, ustride = unit * gridDim.x;
+    const size_t first = (size_t)b * unit + (size_t)threadIdx.x * V;
+    zc_barrier(p, e + 1, 0);
+
+    if (p.kind == KCCL_CG_ALL_REDUCE) {
+        size_t R = (cnt + n - 1) / n;
+        R = (R + V - 1) / V * V;
+        size_t off = me * R * es, len = (size_t)me * R >= cnt ? 0 : cnt - me * R;
+        len = len < R ? len : R;
+        for (size_t o = first; o < len; o += ustride) {
+            pack<DT, 16> r;
+            zc_reduce<DT, OP, V>(p, off, o, len, r.e, VEC);
+            zc_store<DT, V>(p.peer_recv, n, me, 0, off, o, len, r, VEC);
+        }
+    } else if (p.kind == KCCL_CG_REDUCE_SCATTER) {
+        for (size_t o = first; o < cnt; o += ustride) {
+            pack<DT, 16> r;
+            zc_reduce<DT, OP, V>(p, me * p.stride * es, o, cnt, r.e, VEC);
+            void *own = p.recv;
+            zc_store<DT, V>(&own, 1, 0, 0, 0, o, cnt, r, VEC);
+        }
+    } else if (p.kind == KCCL_CG_ALL_GATHER) {
+        const int skip_own = (const char *)p.recv + me * p.stride * es == (const char *)p.send;
+        for (size_t o = first; o < cnt; o += ustride) {
+            pack<DT, 16> v;
+            zc_load<DT, V>(p.send, o, cnt, v, VEC);
+            zc_store<DT, V>(p.peer_recv, n, me, skip_own, me * p.stride * es, o, cnt, v, VEC);
+        }
+    } else { /* broadcast */
+        if (me != p.root || p.recv != p.send)
+            for (size_t o = first; o < cnt; o += ustride) {
+                pack<DT, 16> v;
+                zc_load<DT, V>(p.peer_send[p.root], o, cnt, v, VEC);
+                void *own = p.recv;
+                zc_store<DT, V>(&own, 1, 0, 0, 0, o, cnt, v, VEC);
+            }
+    }
+    zc_barrier(p, e + 2, p.kind == KCCL_CG_ALL_REDUCE || p.kind == KCCL_CG_ALL_GATHER);
+    if (threadIdx.x == 0)
+        p.epoch[b] = e + 2;
+}
+
+/* ---- dispatch ---- */
+
+#define ROW4(K, DT, ...)                                                                           \
+    {                                                                                              \
+        (const void *)K<DT, OP_SUM __VA_ARGS__>, (const void *)K<DT, OP_MAX __VA_ARGS__>,          \
+            (const void *)K<DT, OP_MIN __VA_ARGS__>, (const void *)K<DT, OP_AVG __VA_ARGS__>       \
+    }
+#define TAB(K, ...)                                                                                \
+    {                                                                                              \
+        ROW4(K, DT_I32, __VA_ARGS__), ROW4(K, DT_F32, __VA_ARGS__), ROW4(K, DT_F16, __VA_ARGS__),  \
+            ROW4(K, DT_BF16, __VA_ARGS__)                                                          \
+    }
+
+static const void *const ll_tab[4][4] = TAB(ll_kernel);
+static const void *const zc_tab[2][4][4] = {TAB(zc_kernel, , 0), TAB(zc_kernel, , 1)};
+
+extern "C" int kccl_cg_launch(const kccl_cg_launch_t *l)
+{
+    if ((unsigned)l->dtype >= 4 || (unsigned)l->op >= 4 || l->blocks < 1 ||
+        l->blocks > KCCL_CG_MAX_BLOCKS || l->nranks > MAXR)
+        return (int)cudaErrorInvalidValue;
+    const void *fn = l->algo == KCCL_CG_ZC ? zc_tab[l->aligned ? 1 : 0][l->dtype][l->op]
+                                           : ll_tab[l->dtype][l->op];
+    kccl_cg_launch_t p = *l;
+    /* Blocks of one rank wait for the same blocks of its peers: the whole grid must be
+     * resident at once, or a waiting block could hold the SM a partner needs. */
+    int dev = 0, nsm = 0, per_sm = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
+    if (e == cudaSuccess)
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, l->threads, 0);
+    if (e != cudaSuccess)
+        return (int)e;
+    if (p.blocks > nsm * per_sm)
+        p.blocks = nsm * per_sm;
+    if (p.blocks < 1)
+        return (int)cudaErrorInvalidConfiguration;
+    void *args[] = {&p};
+    e = cudaLaunchKernel(fn, dim3((unsigned)p.blocks), dim3((unsigned)p.threads), args, 0,
+                         (cudaStream_t)p.stream);
+    if (e == cudaSuccess)
+        e = cudaGetLastError();
+    return (int)e;
+}
+
+extern "C" int kccl_cg_preload(void)
+{
+    cudaFuncAttributes a;
+    for (int d = 0; d < 4; d++)
+        for (int o = 0; o < 4; o++) {
+            const void *fns[3] = {ll_tab[d][o], zc_tab[0][d][o], zc_tab[1][d][o]};
+            for (int i = 0; i < 3; i++) {
+                cudaError_t e = cudaFuncGetAttributes(&a, fns[i]);
+                if (e != cudaSuccess)
+                    return (int)e;
+            }
+        }
+    return 0;
+}
+
+extern "C" size_t kccl_cg_ll_payload(void)
+{
+    return KCCL_CG_LL_PAYLOAD;
+}

@@ -1,0 +1,290 @@
+/*
+ * coll_gpu.c - the GPU path of the collectives (device buffers): the
+ * per-communicator state, made on the first device call (collective, like the
+ * call), the choice of algorithm, grid and chunks per call, and the launches
+ * of the kernels in kernels/src/coll/coll_kernels.cu.
+ *
+ * State: one scratch buffer per rank (kccl_mem_alloc, device memory) that
+ * every peer maps (kccl_mem_exchange over the cuda_ipc links): barrier flags
+ * and LL packet slots, layout in coll_gpu.h; the per-block step counters in
+ * device memory (advanced by the kernels themselves, so CUDA-graph replays
+ * stay in step). Every rank must share one node (CUDA IPC): otherwise device
+ * buffers are refused with KCCL_ERR_UNSUPPORTED.
+ *
+ * Algorithms (coll_gpu.h): LL for small messages (no registration, no host
+ * synchronisation: what CUDA graphs and eager launches both want), LL2 for
+ * mid-size all-reduce on more than 2 ranks, ZC (zero-copy over peers' user
+ * buffers, coll_gpu_reg.c) for large ones. Buffers that cannot be shared fall
+ * back to LL in chunks of the scratch slots. Overrides: KCCL_COLL_ALGO
+ * (auto|ll|ll2|zc), KCCL_COLL_LL_MAX and KCCL_COLL_LL2_MAX (bytes).
+ * Host work during CUDA-graph capture runs with the capture mode relaxed for
+ * this thread, so allocations and IPC calls of the first call are allowed.
+ */
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coll/coll.h"
+#include "coll/coll_gpu_state.h"
+#include "comm/comm.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "kccl/kccl_channel.h"
+
+static const char *const algo_names[] = {"auto", "ll", "ll2", "zc"};
+
+static kccl_status_t cuda_fail(kccl_comm_t comm, const char *what, int err)
+{
+    KCCL_FAIL(COLL, KCCL_ERR_CUDA, "rank %d: %s: %s", comm->rank, what,
+              cudaGetErrorString((cudaError_t)err));
+}
+
+static kccl_status_t read_config(kccl_cg_state_t *s)
+{
+    const char *algo = kccl_config_str(KCCL_CFG_COLL_ALGO);
+    s->algo = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(algo, algo_names[i]) == 0)
+            s->algo = i;
+    if (s->algo < 0)
+        KCCL_FAIL(COLL, KCCL_ERR_INVALID_ARG, "KCCL_COLL_ALGO=%s is not one of auto, ll, ll2, zc",
+                  algo);
+    s->ll_max = kccl_config_int_or_default(KCCL_CFG_COLL_LL_MAX);
+    s->ll2_max = kccl_config_int_or_default(KCCL_CFG_COLL_LL2_MAX);
+    return KCCL_OK;
+}
+
+static kccl_status_t check_node(kccl_comm_t comm)
+{
+    if (comm->size > KCCL_CG_MAX_RANKS)
+        KCCL_FAIL(COLL, KCCL_ERR_UNSUPPORTED,
+                  "device-buffer collectives support up to %d ranks (this group has %d)",
+                  KCCL_CG_MAX_RANKS, comm->size);
+    for (int p = 0; p < comm->size; p++) {
+        kccl_link_t l = kccl_comm_link(comm, p);
+        if (p == comm->rank)
+            continue;
+        if (l == NULL || strcmp(kccl_link_transport(l), "cuda_ipc") != 0 ||
+            !(kccl_link_caps(l) & KCCL_LINK_CAP_PEER_MAP))
+            KCCL_FAIL(COLL, KCCL_ERR_UNSUPPORTED,
+                      "rank %d: device-buffer collectives need every rank on one node with "
+                      "CUDA IPC, but the link to rank %d is %s; use host buffers across nodes",
+                      comm->rank, p, l ? kccl_link_transport(l) : "missing");
+    }
+    return KCCL_OK;
+}
+
+static kccl_status_t state_setup(kccl_comm_t comm, kccl_cg_state_t *s)
+{
+    int err;
+    kccl_rmem_t peers[KCCL_CG_MAX_RANKS] = {0};
+    KCCL_CHECK(check_node(comm));
+    if ((err = cudaGetDevice(&s->dev)) != 0 ||
+        (err = cudaDeviceGetAttribute(&s->nsm, cudaDevAttrMultiProcessorCount, s->dev)) != 0)
+        return cuda_fail(comm, "device properties", err);
+    if ((err = kccl_cg_preload()) != 0)
+        return cuda_fail(comm, "loading the collective kernels", err);
+    if ((err = cudaMalloc((void **)&s->epoch, KCCL_CG_MAX_BLOCKS * sizeof(uint64_t))) != 0 ||
+        (err = cudaMemset(s->epoch, 0, KCCL_CG_MAX_BLOCKS * sizeof(uint64_t))) != 0)
+        return cuda_fail(comm, "step counters", err);
+    KCCL_CHECK(kccl_mem_alloc(comm, KCCL_CG_SCRATCH_BYTES, KCCL_MEM_DEVICE, &s->scratch));
+    if ((err = cudaMemset(kccl_mem_ptr(s->scratch), 0, KCCL_CG_SCRATCH_BYTES)) != 0 ||
+        (err = cudaDeviceSynchronize()) != 0)
+        return cuda_fail(comm, "clearing the scratch buffer", err);
+    /* no peer may write into our scratch before it is cleared: the exchange is the barrier */
+    KCCL_CHECK(kccl_mem_exchange(comm, s->scratch, peers));
+    for (int r = 0; r < s->n; r++) {
+        s->peer_rmem[r] = peers[r];
+        s->peer_scratch[r] = r == s->me ? kccl_mem_ptr(s->scratch) : kccl_rmem_mapped_ptr(peers[r]);
+        if (s->peer_scratch[r] == NULL)
+            KCCL_FAIL(COLL, KCCL_ERR_CUDA, "rank %d: rank %d's scratch buffer is not mapped here",
+                      s->me, r);
+    }
+    /* the smallest GPU sets the zero-copy grid, which must be the same on every rank */
+    int sms[KCCL_CG_MAX_RANKS] = {0};
+    sms[s->me] = s->nsm;
+    KCCL_CHECK(kccl_bootstrap_all_gather(comm->bs, sms, sizeof(int)));
+    for (int r = 0; r < s->n; r++)
+        s->nsm = sms[r] < s->nsm ? sms[r] : s->nsm;
+    kccl_log_info(COLL, "rank %d: GPU collectives ready (%d ranks, %d SMs, %zu MiB scratch)", s->me,
+                  s->n, s->nsm, (size_t)(KCCL_CG_SCRATCH_BYTES >> 20));
+    return KCCL_OK;
+}
+
+static void state_free(kccl_cg_state_t *s)
+{
+    kccl_cg_buffers_free(s);
+    for (int r = 0; r < KCCL_CG_MAX_RANKS; r++)
+        if (s->peer_rmem[r] != NULL)
+            kccl_rmem_release(s->peer_rmem[r]);
+    if (s->scratch != NULL)
+        kccl_mem_deregister(s->scratch);
+    if (s->epoch != NULL)
+        (void)cudaFree(s->epoch);
+    free(s);
+}
+
+static kccl_status_t state_get(kccl_comm_t comm, kccl_cg_state_t **out)
+{
+    if (comm->coll_gpu != NULL) {
+        *out = comm->coll_gpu;
+        return KCCL_OK;
+    }
+    kccl_cg_state_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        KCCL_FAIL(COLL, KCCL_ERR_NO_MEMORY, "rank %d: out of memory for the GPU collectives",
+                  comm->rank);
+    s->comm = comm;
+    s->n = comm->size;
+    s->me = comm->rank;
+    kccl_status_t st = state_setup(comm, s);
+    if (st != KCCL_OK) {
+        state_free(s);
+        return st;
+    }
+    comm->coll_gpu = s;
+    *out = s;
+    return KCCL_OK;
+}
+
+/* The algorithm for a call of `bytes` (the nccl-tests size: the larger buffer). */
+static int choose(const kccl_cg_state_t *s, const kccl_coll_args_t *a, size_t bytes)
+{
+    if (s->algo != KCCL_CG_AUTO) {
+        if (s->algo == KCCL_CG_LL2 && a->kind != KCCL_COLL_ALL_REDUCE)
+            return KCCL_CG_LL;
+        return s->algo;
+    }
+    /* Built-in table from the H100 runs (bench/NOTES.md, "Collectives (GPU)"). */
+    size_t ll_max = s->n <= 2 ? ((size_t)256 << 10) : ((size_t)64 << 10);
+    size_t ll2_max = s->n <= 2 ? 0 : ((size_t)512 << 10);
+    if (s->ll_max >= 0)
+        ll_max = (size_t)s->ll_max;
+    if (s->ll2_max >= 0)
+        ll2_max = (size_t)s->ll2_max;
+    if (bytes <= ll_max)
+        return KCCL_CG_LL;
+    if (a->kind == KCCL_COLL_ALL_REDUCE && bytes <= ll2_max)
+        return KCCL_CG_LL2;
+    return KCCL_CG_ZC;
+}
+
+static void fill_common(const kccl_cg_state_t *s, const kccl_coll_args_t *a, kccl_cg_launch_t *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->kind = (int)a->kind;
+    l->dtype = (int)a->dtype;
+    l->op = (int)a->op;
+    l->rank = s->me;
+    l->nranks = s->n;
+    l->root = a->root;
+    l->scratch = s->peer_scratch[s->me];
+    for (int r = 0; r < s->n; r++)
+        l->peer_scratch[r] = s->peer_scratch[r];
+    l->epoch = s->epoch;
+    l->stream = a->stream;
+}
+
+static int clampi(size_t v, int lo, int hi)
+{
+    return v < (size_t)lo ? lo : (v > (size_t)hi ? hi : (int)v);
+}
+
+/* LL grid: one 8-byte word per thread, up to 64 blocks of 512 (grid-stride beyond). */
+static void ll_grid(kccl_cg_launch_t *l, size_t words)
+{
+    l->threads = clampi((words + 31) / 32 * 32, 64, 512);
+    l->blocks = clampi((words + (size_t)l->threads - 1) / (size_t)l->threads, 1, 64);
+}
+
+/* LL and LL2 through the scratch slots, in chunks of what one slot carries. */
+static kccl_status_t run_ll(kccl_cg_state_t *s, const kccl_coll_args_t *a, int algo)
+{
+    const size_t es = kccl_dtype_size(a->dtype), per_word = 8 / es;
+    const size_t slot = KCCL_CG_LL_PAYLOAD / es;
+    const size_t chunk = algo == KCCL_CG_LL2 ? slot * (size_t)s->n : slot;
+    kccl_cg_launch_t l;
+    fill_common(s, a, &l);
+    l.algo = algo;
+    l.stride = a->count;
+    for (size_t off = 0; off < a->count; off += chunk) {
+        size_t c = a->count - off < chunk ? a->count - off : chunk, words;
+        l.count = c;
+        l.send = a->sendbuf ? (const char *)a->sendbuf + off * es : NULL;
+        l.recv = (char *)a->recvbuf + off * es;
+        if (algo == KCCL_CG_LL2) {
+            size_t R = (c + (size_t)s->n - 1) / (size_t)s->n;
+            words = (R + per_word - 1) / per_word;
+        } else {
+            words = (c + per_word - 1) / per_word;
+        }
+        ll_grid(&l, words);
+        int err = kccl_cg_launch(&l);
+        if (err != 0)
+            return cuda_fail(s->comm, "launching an LL collective kernel", err);
+    }
+    return KCCL_OK;
+}
+
+/* Zero-copy over peers' user buffers; LL in chunks where some rank's buffers can't be shared. */
+static kccl_status_t run_zc(kccl_cg_state_t *s, const kccl_coll_args_t *a)
+{
+    const size_t es = kccl_dtype_size(a->dtype), v = 16 / es, n = (size_t)s->n;
+    size_t send_bytes = a->count * es, recv_bytes = a->count * es, len = a->count;
+    int ok = 0, aligned = 0;
+    if (a->kind == KCCL_COLL_ALL_GATHER)
+        recv_bytes *= n;
+    if (a->kind == KCCL_COLL_REDUCE_SCATTER)
+        send_bytes *= n;
+    kccl_cg_launch_t l;
+    fill_common(s, a, &l);
+    KCCL_CHECK(kccl_cg_buffers(s, a->sendbuf, send_bytes, a->recvbuf, recv_bytes, l.peer_send,
+                               l.peer_recv, &ok, &aligned));
+    if (!ok)
+        return run_ll(s, a, a->kind == KCCL_COLL_ALL_REDUCE && s->n > 2 ? KCCL_CG_LL2 : KCCL_CG_LL);
+    if (a->kind == KCCL_COLL_ALL_REDUCE)
+        len = ((a->count + n - 1) / n + v - 1) / v * v;
+    else if (a->kind != KCCL_COLL_BROADCAST)
+        aligned &= (a->count * es) % 16 == 0;
+    l.algo = KCCL_CG_ZC;
+    l.aligned = aligned;
+    l.count = a->count;
+    l.stride = a->count;
+    l.send = a->sendbuf;
+    l.recv = a->recvbuf;
+    l.threads = 512;
+    int most = 2 * s->nsm < KCCL_CG_MAX_BLOCKS ? 2 * s->nsm : KCCL_CG_MAX_BLOCKS;
+    l.blocks = clampi((len + (size_t)l.threads * v - 1) / ((size_t)l.threads * v), 1, most);
+    int err = kccl_cg_launch(&l);
+    if (err != 0)
+        return cuda_fail(s->comm, "launching a zero-copy collective kernel", err);
+    return KCCL_OK;
+}
+
+kccl_status_t kccl_coll_gpu_run(kccl_comm_t comm, const kccl_coll_args_t *args)
+{
+    kccl_cg_state_t *s = NULL;
+    enum cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    (void)cudaThreadExchangeStreamCaptureMode(&mode);
+    kccl_status_t st = state_get(comm, &s);
+    if (st == KCCL_OK)
+        st = read_config(s); /* per call: a few getenv()s; lets a process switch at run time */
+    if (st == KCCL_OK) {
+        size_t bytes = args->count * kccl_dtype_size(args->dtype);
+        if (args->kind == KCCL_COLL_ALL_GATHER || args->kind == KCCL_COLL_REDUCE_SCATTER)
+            bytes *= (size_t)comm->size;
+        int algo = choose(s, args, bytes);
+        kccl_log_debug(COLL, "rank %d: %zu bytes -> %s", comm->rank, bytes, algo_names[algo]);
+        st = algo == KCCL_CG_ZC ? run_zc(s, args) : run_ll(s, args, algo);
+    }
+    (void)cudaThreadExchangeStreamCaptureMode(&mode);
+    return st;
+}
+
+void kccl_coll_gpu_teardown(kccl_comm_t comm)
+{
+    if (comm == NULL || comm->coll_gpu == NULL)
+        return;
+    state_free(comm->coll_gpu);
+    comm->coll_gpu = NULL;
+}
