@@ -90,6 +90,25 @@ static kccl_status_t start_webhook(const op_config_t *cfg, kccl_webhook_t *out)
 }
 #endif
 
+/* One line with the counters (the benchmark reads it). */
+static void log_stats(op_ctrl_t ctrl)
+{
+    op_ctrl_stats_t s;
+    op_ctrl_stats(ctrl, &s);
+    kccl_log_info(TOOL,
+                  "stats: pods %zu groups %zu pod_events %llu group_events %llu reconciles %llu "
+                  "reconcile_errors %llu api_calls %llu status_writes %llu conflicts %llu "
+                  "secrets %llu groups_created %llu pod_patches %llu group_patches %llu events "
+                  "%llu gets %llu",
+                  s.cache.pods, s.cache.groups, (unsigned long long)s.cache.pod_events,
+                  (unsigned long long)s.cache.group_events, (unsigned long long)s.reconciles,
+                  (unsigned long long)s.reconcile_errors, (unsigned long long)s.api_calls,
+                  (unsigned long long)s.status_writes, (unsigned long long)s.conflicts,
+                  (unsigned long long)s.secrets, (unsigned long long)s.groups_created,
+                  (unsigned long long)s.pod_patches, (unsigned long long)s.group_patches,
+                  (unsigned long long)s.events, (unsigned long long)s.gets);
+}
+
 /* Leads (or stands by) until stopped; returns the exit status. */
 static int lead(const op_config_t *cfg, kccl_kube_client_t kc, proc_t *p)
 {
@@ -157,6 +176,8 @@ static int run(const op_config_t *cfg)
     }
     atomic_store(&g_stop, 1);
     op_ctrl_t ctrl = p.ctrl;
+    if (ctrl)
+        log_stats(ctrl);
     op_ctrl_stop(ctrl);
     p.ctrl = NULL;
 #ifdef KCCL_OPERATOR_WITH_WEBHOOK
