@@ -126,8 +126,13 @@ static int lead(const op_config_t *cfg, kccl_kube_client_t kc, proc_t *p)
     if (ns == NULL || !ns[0])
         ns = kccl_kube_config_namespace(kccl_kube_client_config(kc));
     kccl_log_info(TOOL, "leader election: Lease %s/%s as %s", ns, OP_LEASE_NAME, identity);
-    op_lease_opts_t lo = {.kc = kc, .ns = ns, .identity = identity, .stop = &g_stop,
-                          .leading = &p->leading, .observed = &p->observed, .lost = &p->lost};
+    op_lease_opts_t lo = {.kc = kc,
+                          .ns = ns,
+                          .identity = identity,
+                          .stop = &g_stop,
+                          .leading = &p->leading,
+                          .observed = &p->observed,
+                          .lost = &p->lost};
     kccl_status_t st = op_lease_run(&lo);
     if (atomic_load(&p->lost))
         return 3;
@@ -164,14 +169,18 @@ static int run(const op_config_t *cfg)
         kccl_log_warn(TOOL, "--webhook-cert-dir is set but this kccl-operator was built without "
                             "the webhook (operator/webhook): not serving admission requests");
 #endif
-    op_ctrl_opts_t co = {.kc = kc, .ns = op_config_str(cfg, OP_CFG_NAMESPACE),
-                         .workers = (int)workers, .coalesce_ms = coalesce,
-                         .api_timeout_ms = api_s * 1000, .stop = &g_stop, .leading = &p.leading};
+    op_ctrl_opts_t co = {.kc = kc,
+                         .ns = op_config_str(cfg, OP_CFG_NAMESPACE),
+                         .workers = (int)workers,
+                         .coalesce_ms = coalesce,
+                         .api_timeout_ms = api_s * 1000,
+                         .stop = &g_stop,
+                         .leading = &p.leading};
     if (op_ctrl_start(&co, &p.ctrl) != KCCL_OK) {
         atomic_store(&g_stop, 1);
     } else {
-        kccl_log_info(TOOL, OP_NAME " started (namespace %s, %d workers)",
-                      co.ns[0] ? co.ns : "all", (int)workers);
+        kccl_log_info(TOOL, OP_NAME " started (namespace %s, %d workers)", co.ns[0] ? co.ns : "all",
+                      (int)workers);
         rc = lead(cfg, kc, &p);
     }
     atomic_store(&g_stop, 1);

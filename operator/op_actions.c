@@ -122,8 +122,10 @@ kccl_status_t op_act_create_secret(op_api_t *a, const op_group_t *g)
     KCCL_CHECK(kccl_kube_path(path, sizeof(path), "v1", g->ns, "secrets", NULL, NULL));
     cJSON *s = secret_object(g);
     if (s == NULL)
-        KCCL_FAIL(TOOL, KCCL_ERR_SYSTEM, "cannot make the group secret for %s/%s (getrandom or "
-                  "memory)", g->ns, g->name);
+        KCCL_FAIL(TOOL, KCCL_ERR_SYSTEM,
+                  "cannot make the group secret for %s/%s (getrandom or "
+                  "memory)",
+                  g->ns, g->name);
     a->calls++;
     kccl_status_t st = kccl_kube_create(a->kc, path, s, &o, NULL, &res);
     /* the request body held the key: wipe it before freeing */

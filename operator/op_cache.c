@@ -327,8 +327,7 @@ void op_cache_group_event(op_cache_t c, kccl_kube_event_type_t type, const cJSON
     pthread_mutex_unlock(&c->mu);
 }
 
-void op_cache_groups_replace(op_cache_t c, const cJSON *items, op_cache_touch_fn touch,
-                             void *arg)
+void op_cache_groups_replace(op_cache_t c, const cJSON *items, op_cache_touch_fn touch, void *arg)
 {
     pthread_mutex_lock(&c->mu);
     unsigned gen = ++c->group_gen;

@@ -39,8 +39,7 @@ void op_cache_group_event(op_cache_t c, kccl_kube_event_type_t type, const cJSON
 /* Makes the pods (or CommGroups) equal to a LIST's items: upserts each, removes the rest (pods
  * removed this way leave tombstones like a DELETED event). */
 void op_cache_pods_replace(op_cache_t c, const cJSON *items, op_cache_touch_fn touch, void *arg);
-void op_cache_groups_replace(op_cache_t c, const cJSON *items, op_cache_touch_fn touch,
-                             void *arg);
+void op_cache_groups_replace(op_cache_t c, const cJSON *items, op_cache_touch_fn touch, void *arg);
 
 /* A copy of one group's state, the reconciler's input. */
 typedef struct {

@@ -68,8 +68,10 @@ static kccl_status_t parse_args(op_config_t *cfg, int argc, char **argv)
             return KCCL_INPROGRESS;
         }
         if (strncmp(arg, "--", 2) != 0)
-            KCCL_FAIL(TOOL, KCCL_ERR_CONFIG, "unexpected argument \"%.64s\": flags start with "
-                      "-- (see --help)", arg);
+            KCCL_FAIL(TOOL, KCCL_ERR_CONFIG,
+                      "unexpected argument \"%.64s\": flags start with "
+                      "-- (see --help)",
+                      arg);
         const char *name = arg + 2, *eq = strchr(name, '=');
         int i = find_flag(name, eq ? (size_t)(eq - name) : strlen(name));
         if (i < 0)

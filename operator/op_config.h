@@ -16,7 +16,7 @@
 #define OP_CONFIG_MAP(X)                                                                           \
     X(KUBECONFIG, "kubeconfig", "KUBECONFIG", "", 0,                                               \
       "kubeconfig file; default: $KUBECONFIG, else in-cluster, else ~/.kube/config")               \
-    X(NAMESPACE, "namespace", "NAMESPACE", "", 0, "watch only this namespace; default: all")     \
+    X(NAMESPACE, "namespace", "NAMESPACE", "", 0, "watch only this namespace; default: all")       \
     X(LEADER_ELECT, "leader-elect", "LEADER_ELECT", "false", 1,                                    \
       "elect a leader through Lease kccl-operator (run several replicas)")                         \
     X(LEASE_NAMESPACE, "lease-namespace", "LEASE_NAMESPACE", "", 0,                                \
@@ -32,10 +32,11 @@
     X(SIDECAR_PULL_POLICY, "sidecar-pull-policy", "SIDECAR_PULL_POLICY", "IfNotPresent", 0,        \
       "the injected sidecar's imagePullPolicy (Always, IfNotPresent, Never)")                      \
     X(LOG_LEVEL, "log-level", "LOG_LEVEL", "info", 0, "error, warn, info, debug or trace")         \
-    X(WORKERS, "workers", "WORKERS", "2", 0, "reconcile workers (groups are reconciled in "        \
-                                             "parallel, one group by one worker at a time)")       \
+    X(WORKERS, "workers", "WORKERS", "2", 0,                                                       \
+      "reconcile workers (groups are reconciled in "                                               \
+      "parallel, one group by one worker at a time)")                                              \
     X(COALESCE_MS, "coalesce-ms", "COALESCE_MS", "200", 0,                                         \
-      "a group is reconciled this long after its first event, so a burst is one pass")            \
+      "a group is reconciled this long after its first event, so a burst is one pass")             \
     X(API_TIMEOUT, "api-timeout", "API_TIMEOUT", "30", 0, "seconds per API call, retries included")
 
 typedef enum {

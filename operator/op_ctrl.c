@@ -120,8 +120,8 @@ static void *watch_main(void *arg)
         }
         int64_t delay = 1000LL << (failures < 5 ? failures : 5);
         failures++;
-        kccl_log_warn(TOOL, "watching %s failed (%s); retrying in %lld ms", what,
-                      kccl_last_error(), (long long)delay);
+        kccl_log_warn(TOOL, "watching %s failed (%s); retrying in %lld ms", what, kccl_last_error(),
+                      (long long)delay);
         kccl_kube_sleep_ms(delay, c->o.stop);
     }
     free(w);
@@ -131,8 +131,7 @@ static void *watch_main(void *arg)
 /* ------------------------------------------------------------------ reconcile */
 
 /* Carries out the plan's writes; KCCL_ERR_KUBE with *conflict when the status write hit 409. */
-static kccl_status_t execute(op_ctrl_t c, const op_snapshot_t *s, const op_plan_t *p,
-                             int *conflict)
+static kccl_status_t execute(op_ctrl_t c, const op_snapshot_t *s, const op_plan_t *p, int *conflict)
 {
     op_api_t *a = &c->api;
     const op_group_t *g = &s->group;
@@ -169,10 +168,16 @@ static kccl_status_t reconcile(op_ctrl_t c, const char *key)
         return KCCL_ERR_NO_MEMORY;
     }
     for (int attempt = 0;; attempt++) {
-        op_rec_input_t in = {.ns = s.ns, .name = s.name, .group = s.has_group ? &s.group : NULL,
-                             .pods = s.pods, .npods = s.npods, .tombs = s.tombs,
-                             .ntombs = s.ntombs, .extra_handled = (const char(*)[OP_FKEY_MAX])s.extra,
-                             .nextra_handled = s.nextra, .now = now};
+        op_rec_input_t in = {.ns = s.ns,
+                             .name = s.name,
+                             .group = s.has_group ? &s.group : NULL,
+                             .pods = s.pods,
+                             .npods = s.npods,
+                             .tombs = s.tombs,
+                             .ntombs = s.ntombs,
+                             .extra_handled = (const char(*)[OP_FKEY_MAX])s.extra,
+                             .nextra_handled = s.nextra,
+                             .now = now};
         op_rec_plan(&in, p);
         int conflict = 0;
         st = p->idle ? KCCL_OK : execute(c, &s, p, &conflict);
@@ -229,8 +234,8 @@ static void *worker_main(void *arg)
         c->reconciles++;
         if (st != KCCL_OK)
             c->reconcile_errors++;
-        int64_t d = op_queue_done(c->queue, key, st == KCCL_OK, op_queue_now_ms(),
-                                  c->o.coalesce_ms);
+        int64_t d =
+            op_queue_done(c->queue, key, st == KCCL_OK, op_queue_now_ms(), c->o.coalesce_ms);
         if (st != KCCL_OK)
             kccl_log_warn(TOOL, "reconciling %s failed (%s); retrying in %lld ms", key,
                           kccl_status_str(st), (long long)d);
@@ -247,11 +252,11 @@ kccl_status_t op_ctrl_start(const op_ctrl_opts_t *o, op_ctrl_t *out)
         return KCCL_ERR_NO_MEMORY;
     c->o = *o;
     const char *ns = o->ns && o->ns[0] ? o->ns : NULL;
-    kccl_status_t st = kccl_kube_path(c->pods_path, sizeof(c->pods_path), "v1", ns, "pods", NULL,
-                                      NULL);
+    kccl_status_t st =
+        kccl_kube_path(c->pods_path, sizeof(c->pods_path), "v1", ns, "pods", NULL, NULL);
     if (st == KCCL_OK)
-        st = kccl_kube_path(c->groups_path, sizeof(c->groups_path), OP_API_VERSION, ns,
-                            OP_RESOURCE, NULL, NULL);
+        st = kccl_kube_path(c->groups_path, sizeof(c->groups_path), OP_API_VERSION, ns, OP_RESOURCE,
+                            NULL, NULL);
     if (st == KCCL_OK)
         st = op_cache_create(&c->cache);
     if (st == KCCL_OK)

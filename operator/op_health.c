@@ -98,21 +98,24 @@ kccl_status_t op_health_start(const char *addr, op_health_ready_fn ready, void *
     struct sockaddr_storage ss;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (make_addr(host, port, &ss, &flags) != 0)
-        KCCL_FAIL(TOOL, KCCL_ERR_CONFIG, "--health-addr \"%.64s\": the host must be an IP "
-                  "address (names are never resolved)", addr);
+        KCCL_FAIL(TOOL, KCCL_ERR_CONFIG,
+                  "--health-addr \"%.64s\": the host must be an IP "
+                  "address (names are never resolved)",
+                  addr);
     op_health_t h = calloc(1, sizeof(*h));
     if (h == NULL)
         return KCCL_ERR_NO_MEMORY;
     h->ready = ready;
     h->arg = arg;
     h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                            MHD_OPTION_END);
+                            (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
     if (h->d == NULL) {
         free(h);
-        KCCL_FAIL(TOOL, KCCL_ERR_ADDR_IN_USE, "cannot serve the probes on %s (%s): pick a free "
-                  "port with --health-addr", addr, strerror(errno));
+        KCCL_FAIL(TOOL, KCCL_ERR_ADDR_IN_USE,
+                  "cannot serve the probes on %s (%s): pick a free "
+                  "port with --health-addr",
+                  addr, strerror(errno));
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : port;

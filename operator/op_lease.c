@@ -171,7 +171,7 @@ static kccl_status_t round_once(const op_lease_opts_t *o, op_lease_state_t *s, c
     if (a == OP_LEASE_WAIT)
         return KCCL_OK;
     cJSON *body = op_lease_to_json(&write, o->ns), *got = NULL;
-    st = body == NULL ? KCCL_ERR_NO_MEMORY
+    st = body == NULL           ? KCCL_ERR_NO_MEMORY
          : a == OP_LEASE_CREATE ? kccl_kube_create(o->kc, coll, body, &co, &got, &res)
                                 : kccl_kube_replace(o->kc, path, body, &co, &got, &res);
     cJSON_Delete(body);
@@ -198,9 +198,10 @@ static void release(const op_lease_opts_t *o, const char *path, op_lease_record_
     if (body && kccl_kube_replace(o->kc, path, body, &co, NULL, &res) == KCCL_OK)
         kccl_log_info(TOOL, "leader election: released Lease %s/%s", o->ns, OP_LEASE_NAME);
     else
-        kccl_log_warn(TOOL, "leader election: could not release Lease %s/%s (%s); a standby "
-                      "takes over when it expires (15 s)", o->ns, OP_LEASE_NAME,
-                      body ? res.message : "out of memory");
+        kccl_log_warn(TOOL,
+                      "leader election: could not release Lease %s/%s (%s); a standby "
+                      "takes over when it expires (15 s)",
+                      o->ns, OP_LEASE_NAME, body ? res.message : "out of memory");
     cJSON_Delete(body);
 }
 
@@ -209,8 +210,8 @@ kccl_status_t op_lease_run(const op_lease_opts_t *o)
     char path[512], coll[512];
     KCCL_CHECK(kccl_kube_path(path, sizeof(path), "coordination.k8s.io/v1", o->ns, "leases",
                               OP_LEASE_NAME, NULL));
-    KCCL_CHECK(kccl_kube_path(coll, sizeof(coll), "coordination.k8s.io/v1", o->ns, "leases",
-                              NULL, NULL));
+    KCCL_CHECK(
+        kccl_kube_path(coll, sizeof(coll), "coordination.k8s.io/v1", o->ns, "leases", NULL, NULL));
     op_lease_state_t s;
     op_lease_state_init(&s, o->identity);
     op_lease_record_t last = {0};
@@ -220,7 +221,8 @@ kccl_status_t op_lease_run(const op_lease_opts_t *o)
         if (st != KCCL_OK) {
             kccl_error_set("leader election: the apiserver refuses access to Lease %s/%s: grant "
                            "get, create, update on leases.coordination.k8s.io (operator/README.md, "
-                           "RBAC)", o->ns, OP_LEASE_NAME);
+                           "RBAC)",
+                           o->ns, OP_LEASE_NAME);
             kccl_log_error(TOOL, "%s", kccl_last_error());
             break;
         }
@@ -230,8 +232,8 @@ kccl_status_t op_lease_run(const op_lease_opts_t *o)
             atomic_store(o->leading, 0);
             atomic_store(o->lost, 1);
             kccl_error_set("leader election: lost the Lease %s/%s (no renewal within %lld ms); "
-                           "exiting so that only one operator acts", o->ns, OP_LEASE_NAME,
-                           (long long)s.renew_deadline_ms);
+                           "exiting so that only one operator acts",
+                           o->ns, OP_LEASE_NAME, (long long)s.renew_deadline_ms);
             kccl_log_error(TOOL, "%s", kccl_last_error());
             return KCCL_ERR_ABORTED;
         }

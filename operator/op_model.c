@@ -206,7 +206,9 @@ static void status_from_json(const cJSON *s, op_status_t *st)
                 continue;
             op_cond_t *d = &st->cond[i];
             d->present = 1;
-            d->status = status && !strcmp(status, "True") ? 1 : status && !strcmp(status, "False") ? 0 : -1;
+            d->status = status && !strcmp(status, "True")    ? 1
+                        : status && !strcmp(status, "False") ? 0
+                                                             : -1;
             copy(d->reason, sizeof(d->reason), str(c, "reason"));
             copy(d->message, sizeof(d->message), str(c, "message"));
             copy(d->last_transition, sizeof(d->last_transition), str(c, "lastTransitionTime"));
@@ -271,7 +273,10 @@ cJSON *op_model_status_to_json(const op_status_t *st)
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToArray(conds, o);
         cJSON_AddStringToObject(o, "type", op_cond_type_str((op_cond_id_t)i));
-        cJSON_AddStringToObject(o, "status", c->status == 1 ? "True" : c->status == 0 ? "False" : "Unknown");
+        cJSON_AddStringToObject(o, "status",
+                                c->status == 1   ? "True"
+                                : c->status == 0 ? "False"
+                                                 : "Unknown");
         cJSON_AddStringToObject(o, "reason", c->reason);
         cJSON_AddStringToObject(o, "message", c->message);
         cJSON_AddStringToObject(o, "lastTransitionTime", c->last_transition);

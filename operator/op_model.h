@@ -26,33 +26,33 @@
 #define OP_RESOURCE    "commgroups"
 
 /* pod annotations and labels (sidecar/README.md is their contract) */
-#define OP_ANN_GROUP      "kccl.io/group"
-#define OP_ANN_RANK       "kccl.io/rank"
-#define OP_ANN_WORLD      "kccl.io/world-size"
-#define OP_ANN_EPOCH      "kccl.io/epoch"
-#define OP_ANN_ENDPOINT   "kccl.io/endpoint"
-#define OP_ANN_UNIQUE_ID  "kccl.io/unique-id"
-#define OP_ANN_ID_EPOCH   "kccl.io/unique-id-epoch"
-#define OP_JOB_INDEX      "batch.kubernetes.io/job-completion-index"
-#define OP_POD_INDEX      "apps.kubernetes.io/pod-index"
-#define OP_SIDECAR        "kccl-sidecar"
-#define OP_LABEL_MANAGED  "kccl.io/managed-by"
-#define OP_ANN_HANDLED    "kccl.io/handled-failures"
-#define OP_SECRET_PREFIX  "kccl-group-"
-#define OP_PORT_DEFAULT   29500
+#define OP_ANN_GROUP       "kccl.io/group"
+#define OP_ANN_RANK        "kccl.io/rank"
+#define OP_ANN_WORLD       "kccl.io/world-size"
+#define OP_ANN_EPOCH       "kccl.io/epoch"
+#define OP_ANN_ENDPOINT    "kccl.io/endpoint"
+#define OP_ANN_UNIQUE_ID   "kccl.io/unique-id"
+#define OP_ANN_ID_EPOCH    "kccl.io/unique-id-epoch"
+#define OP_JOB_INDEX       "batch.kubernetes.io/job-completion-index"
+#define OP_POD_INDEX       "apps.kubernetes.io/pod-index"
+#define OP_SIDECAR         "kccl-sidecar"
+#define OP_LABEL_MANAGED   "kccl.io/managed-by"
+#define OP_ANN_HANDLED     "kccl.io/handled-failures"
+#define OP_SECRET_PREFIX   "kccl-group-"
+#define OP_PORT_DEFAULT    29500
 #define OP_TIMEOUT_DEFAULT 300
 
-#define OP_NS_MAX     64  /* a namespace is a DNS label: <= 63 */
-#define OP_GROUP_MAX  64  /* a label value: <= 63 */
-#define OP_POD_MAX    254 /* a pod name: <= 253 */
-#define OP_UID_MAX    40  /* a UUID: 36 */
-#define OP_FKEY_MAX   52  /* a failure key: uid.restarts */
-#define OP_ID_MAX     256 /* kccl.io/unique-id: 171 characters today */
-#define OP_EP_MAX     80  /* [IPv6]:port */
-#define OP_WHY_MAX    160
-#define OP_RV_MAX     32
+#define OP_NS_MAX      64  /* a namespace is a DNS label: <= 63 */
+#define OP_GROUP_MAX   64  /* a label value: <= 63 */
+#define OP_POD_MAX     254 /* a pod name: <= 253 */
+#define OP_UID_MAX     40  /* a UUID: 36 */
+#define OP_FKEY_MAX    52  /* a failure key: uid.restarts */
+#define OP_ID_MAX      256 /* kccl.io/unique-id: 171 characters today */
+#define OP_EP_MAX      80  /* [IPv6]:port */
+#define OP_WHY_MAX     160
+#define OP_RV_MAX      32
 #define OP_HANDLED_MAX 32 /* failures remembered on the CommGroup */
-#define OP_WORLD_MAX  (1 << 24)
+#define OP_WORLD_MAX   (1 << 24)
 
 #define OP_RANK_NONE    (-1) /* no rank source */
 #define OP_RANK_INVALID (-2) /* a rank source that is not a number >= 0 */
@@ -70,16 +70,16 @@ typedef struct {
     char name[OP_POD_MAX];
     char uid[OP_UID_MAX];
     char group[OP_GROUP_MAX];
-    int rank;          /* >= 0, OP_RANK_NONE or OP_RANK_INVALID */
-    int world_size;    /* kccl.io/world-size; -1 absent, -2 not a number >= 1 */
+    int rank;       /* >= 0, OP_RANK_NONE or OP_RANK_INVALID */
+    int world_size; /* kccl.io/world-size; -1 absent, -2 not a number >= 1 */
     op_pod_phase_t phase;
-    int deleting;      /* metadata.deletionTimestamp is set */
-    int failed;        /* phase Failed, or a container terminated with a non-zero code */
-    char why[OP_WHY_MAX]; /* what failed, for messages */
+    int deleting;           /* metadata.deletionTimestamp is set */
+    int failed;             /* phase Failed, or a container terminated with a non-zero code */
+    char why[OP_WHY_MAX];   /* what failed, for messages */
     char fkey[OP_FKEY_MAX]; /* this failure's identity: "<uid>.<container restarts>" */
-    int sidecar_ready; /* the kccl-sidecar init container reports ready */
-    int64_t epoch;     /* kccl.io/epoch; 0 when absent */
-    int64_t id_epoch;  /* kccl.io/unique-id-epoch; -1 when absent */
+    int sidecar_ready;      /* the kccl-sidecar init container reports ready */
+    int64_t epoch;          /* kccl.io/epoch; 0 when absent */
+    int64_t id_epoch;       /* kccl.io/unique-id-epoch; -1 when absent */
     char unique_id[OP_ID_MAX];
     char endpoint[OP_EP_MAX];
 } op_pod_t;
@@ -93,7 +93,12 @@ typedef enum {
     OP_PHASE_FAILED,
 } op_phase_t;
 
-typedef enum { OP_COND_READY = 0, OP_COND_BOOTSTRAPPED, OP_COND_DEGRADED, OP_COND_COUNT } op_cond_id_t;
+typedef enum {
+    OP_COND_READY = 0,
+    OP_COND_BOOTSTRAPPED,
+    OP_COND_DEGRADED,
+    OP_COND_COUNT
+} op_cond_id_t;
 
 typedef struct {
     int present;

@@ -138,8 +138,7 @@ kccl_status_t op_queue_add(op_queue_t q, const char *key, int64_t now, int64_t d
     return KCCL_OK;
 }
 
-static int take_locked(op_queue_t q, int64_t now, char key_out[OP_QUEUE_KEY_MAX],
-                       int64_t *next_due)
+static int take_locked(op_queue_t q, int64_t now, char key_out[OP_QUEUE_KEY_MAX], int64_t *next_due)
 {
     entry_t *best = NULL;
     for (int b = 0; b < NBUCKETS && q->queued; b++)

@@ -167,22 +167,28 @@ static int top_problem(const rec_t *r, const char **reason, char *msg, size_t le
 {
     if (r->dup) {
         *reason = OP_R_DUPLICATE;
-        snprintf(msg, len, "%d live pods share ranks (e.g. rank %d, pod %.120s): give each pod "
-                 "its own kccl.io/rank", r->dup, r->first_dup->rank, r->first_dup->name);
+        snprintf(msg, len,
+                 "%d live pods share ranks (e.g. rank %d, pod %.120s): give each pod "
+                 "its own kccl.io/rank",
+                 r->dup, r->first_dup->rank, r->first_dup->name);
     } else if (r->oor) {
         *reason = OP_R_OUT_OF_RANGE;
-        snprintf(msg, len, "%d pods have a rank >= worldSize %d (e.g. pod %.120s, rank %d): fix "
-                 "kccl.io/rank or spec.worldSize", r->oor, r->ws, r->first_oor->name,
-                 r->first_oor->rank);
+        snprintf(msg, len,
+                 "%d pods have a rank >= worldSize %d (e.g. pod %.120s, rank %d): fix "
+                 "kccl.io/rank or spec.worldSize",
+                 r->oor, r->ws, r->first_oor->name, r->first_oor->rank);
     } else if (r->mismatch) {
         *reason = OP_R_WORLD_MISMATCH;
-        snprintf(msg, len, "%d pods disagree with spec.worldSize %d (e.g. pod %.120s says "
-                 "kccl.io/world-size %d): make them agree", r->mismatch, r->ws,
-                 r->first_mismatch->name, r->first_mismatch->world_size);
+        snprintf(msg, len,
+                 "%d pods disagree with spec.worldSize %d (e.g. pod %.120s says "
+                 "kccl.io/world-size %d): make them agree",
+                 r->mismatch, r->ws, r->first_mismatch->name, r->first_mismatch->world_size);
     } else if (r->badrank) {
         *reason = OP_R_INVALID_RANK;
-        snprintf(msg, len, "%d pods have no valid rank (e.g. pod %.120s): set kccl.io/rank to "
-                 "0..%d", r->badrank, r->first_badrank->name, r->ws - 1);
+        snprintf(msg, len,
+                 "%d pods have no valid rank (e.g. pod %.120s): set kccl.io/rank to "
+                 "0..%d",
+                 r->badrank, r->first_badrank->name, r->ws - 1);
     } else if (r->unique < r->ws) {
         *reason = r->in->npods == 0 ? OP_R_NO_MEMBERS : OP_R_MISSING;
         snprintf(msg, len, "%d of %d ranks have a live pod", r->unique, r->ws);
@@ -300,10 +306,13 @@ static void handled_list(rec_t *r)
     size_t cap = sizeof(p->handled_text), len = 0;
     int kept = 0;
     for (int pass = 0; pass < 3; pass++) {
-        int n = pass == 0 ? r->g->nhandled : pass == 1 ? (int)r->in->nextra_handled : p->nnew_handled;
+        int n = pass == 0   ? r->g->nhandled
+                : pass == 1 ? (int)r->in->nextra_handled
+                            : p->nnew_handled;
         for (int i = 0; i < n && kept < OP_HANDLED_MAX; i++) {
-            const char *k = pass == 0 ? r->g->handled[i]
-                            : pass == 1 ? r->in->extra_handled[i] : p->new_handled[i];
+            const char *k = pass == 0   ? r->g->handled[i]
+                            : pass == 1 ? r->in->extra_handled[i]
+                                        : p->new_handled[i];
             int present = 0;
             for (size_t j = 0; j < r->in->npods && !present; j++)
                 present = r->in->pods[j].failed && !strcmp(r->in->pods[j].fkey, k);

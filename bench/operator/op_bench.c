@@ -48,8 +48,8 @@ static sample_t sample(pid_t pid)
     if (f && fgets(line, sizeof(line), f)) {
         const char *p = strrchr(line, ')'); /* fields after the command name */
         unsigned long ut = 0, st = 0;
-        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                        &st) == 2)
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
             s.cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
     }
     if (f)
@@ -135,8 +135,10 @@ static long stat_of(const char *log, const char *key)
 static int ns_create(kccl_kube_client_t kc, const char *ns)
 {
     char text[256];
-    snprintf(text, sizeof(text), "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":"
-                                 "{\"name\":\"%s\"}}", ns);
+    snprintf(text, sizeof(text),
+             "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":"
+             "{\"name\":\"%s\"}}",
+             ns);
     cJSON *o = cJSON_Parse(text);
     kccl_kube_result_t res;
     kccl_status_t st = kccl_kube_create(kc, "/api/v1/namespaces", o, NULL, NULL, &res);
@@ -155,8 +157,7 @@ int main(int argc, char **argv)
             n = atoi(argv[i + 1]);
     }
     if (op == NULL || n < 2 || n > 20000) {
-        fprintf(stderr, "usage: %s --operator PATH [--pods N (2..20000, default 1000)]\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s --operator PATH [--pods N (2..20000, default 1000)]\n", argv[0]);
         return 2;
     }
     const char *kcfg = getenv("KUBECONFIG");
@@ -177,7 +178,7 @@ int main(int argc, char **argv)
     if (ns_create(kc, ns) != 0)
         return 1;
     char *oargv[] = {(char *)op, "--kubeconfig", (char *)kcfg, "--namespace", ns, "--health-addr",
-                     "0", "--log-level", "info", NULL};
+                     "0",        "--log-level",  "info",       NULL};
     pid_t pid = opit_operator_start(oargv, log, NULL);
     opit_sleep_ms(2000);
     sample_t idle = sample(pid);
@@ -217,8 +218,8 @@ int main(int argc, char **argv)
            "\"hwm_mib\":%.2f,\"cpu_s_total\":%.2f,\"cpu_s_idle_10s\":%.3f,\"ready_s\":%.2f,"
            "\"epoch_s\":%.2f,\"pod_events\":%ld,\"reconciles\":%ld,\"api_calls\":%ld,"
            "\"status_writes\":%ld,\"conflicts\":%ld}\n",
-           n, idle.rss_mib, ready.rss_mib, failed.hwm_mib, failed.cpu_s,
-           quiet.cpu_s - ready.cpu_s, t_ready, t_epoch, pev, recs, calls, writes, conflicts);
+           n, idle.rss_mib, ready.rss_mib, failed.hwm_mib, failed.cpu_s, quiet.cpu_s - ready.cpu_s,
+           t_ready, t_epoch, pev, recs, calls, writes, conflicts);
     char path[128];
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s", ns);
     kccl_kube_delete(kc, path, NULL, NULL, NULL);

@@ -40,8 +40,8 @@ static inline void opit_sleep_ms(int ms)
 
 static inline int opit_fail(const char *what, kccl_status_t st, const kccl_kube_result_t *res)
 {
-    fprintf(stderr, "op_itest: %s: %s (%d %s: %s)\n", what, kccl_status_str(st),
-            res->http_status, res->reason, res->message);
+    fprintf(stderr, "op_itest: %s: %s (%d %s: %s)\n", what, kccl_status_str(st), res->http_status,
+            res->reason, res->message);
     return -1;
 }
 
@@ -72,8 +72,8 @@ static inline int opit_pod_create(kccl_kube_client_t kc, const char *ns, const c
  * running (exit_code < 0) or terminated with exit_code, after `restarts` restarts.
  */
 static inline int opit_pod_status(kccl_kube_client_t kc, const char *ns, const char *name,
-                                  const char *phase, int sidecar_ready, int exit_code,
-                                  int restarts, const char *ip)
+                                  const char *phase, int sidecar_ready, int exit_code, int restarts,
+                                  const char *ip)
 {
     char path[320], text[2048], state[96];
     kccl_kube_result_t res;
@@ -149,8 +149,7 @@ static inline cJSON *opit_get(kccl_kube_client_t kc, const char *gv, const char 
     return out;
 }
 
-static inline const cJSON *opit_at(const cJSON *obj, const char *a, const char *b,
-                                   const char *c)
+static inline const cJSON *opit_at(const cJSON *obj, const char *a, const char *b, const char *c)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(obj, a);
     if (b)
@@ -160,8 +159,7 @@ static inline const cJSON *opit_at(const cJSON *obj, const char *a, const char *
     return x;
 }
 
-static inline const char *opit_str(const cJSON *obj, const char *a, const char *b,
-                                   const char *c)
+static inline const char *opit_str(const cJSON *obj, const char *a, const char *b, const char *c)
 {
     const cJSON *x = opit_at(obj, a, b, c);
     return cJSON_IsString(x) ? x->valuestring : "";

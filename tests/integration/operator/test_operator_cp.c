@@ -34,8 +34,18 @@ static void start_single_operator(void)
     char port[32];
     snprintf(port, sizeof(port), "127.0.0.1:%d", health_port);
     snprintf(op_log, sizeof(op_log), "%s", kcp_path("operator.log"));
-    char *argv[] = {KCCL_OPERATOR_BIN, "--kubeconfig", kcp.kubeconfig, "--namespace", kcp.ns,
-                    "--health-addr", port, "--coalesce-ms", "50", "--log-level", "info", NULL};
+    char *argv[] = {KCCL_OPERATOR_BIN,
+                    "--kubeconfig",
+                    kcp.kubeconfig,
+                    "--namespace",
+                    kcp.ns,
+                    "--health-addr",
+                    port,
+                    "--coalesce-ms",
+                    "50",
+                    "--log-level",
+                    "info",
+                    NULL};
     op_pid = opit_operator_start(argv, op_log, NULL);
     assert_true(op_pid > 0);
 }
@@ -159,8 +169,9 @@ static void test_probes(void **state)
     assert_string_equal(out, "ok");
     assert_int_equal(kcp_sh(out, sizeof(out), "curl -sf http://127.0.0.1:%d/healthz", health_port),
                      0);
-    assert_int_equal(kcp_sh(out, sizeof(out), "curl -s -o /dev/null -w '%%{http_code}' "
-                                              "http://127.0.0.1:%d/nothing",
+    assert_int_equal(kcp_sh(out, sizeof(out),
+                            "curl -s -o /dev/null -w '%%{http_code}' "
+                            "http://127.0.0.1:%d/nothing",
                             health_port),
                      0);
     assert_string_equal(out, "404");
@@ -334,9 +345,19 @@ static pid_t start_elector(const char *name, int port, const char *log)
 {
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
-    char *argv[] = {KCCL_OPERATOR_BIN, "--kubeconfig", kcp.kubeconfig, "--namespace", kcp.ns,
-                    "--leader-elect", "--lease-namespace", kcp.ns, "--health-addr", addr,
-                    "--coalesce-ms", "50", NULL};
+    char *argv[] = {KCCL_OPERATOR_BIN,
+                    "--kubeconfig",
+                    kcp.kubeconfig,
+                    "--namespace",
+                    kcp.ns,
+                    "--leader-elect",
+                    "--lease-namespace",
+                    kcp.ns,
+                    "--health-addr",
+                    addr,
+                    "--coalesce-ms",
+                    "50",
+                    NULL};
     return opit_operator_start(argv, log, name);
 }
 

@@ -224,8 +224,8 @@ static void test_config(void **state)
     op_config_t cfg;
     setenv("KCCL_OPERATOR_NAMESPACE", "from-env", 1);
     setenv("KCCL_OPERATOR_WORKERS", "4", 1);
-    char *argv[] = {"kccl-operator", "--leader-elect", "--workers=3", "--health-addr",
-                    "127.0.0.1:0", NULL};
+    char *argv[] = {"kccl-operator", "--leader-elect", "--workers=3",
+                    "--health-addr", "127.0.0.1:0",    NULL};
     assert_int_equal(op_config_load(&cfg, 5, argv), KCCL_OK);
     assert_string_equal(op_config_str(&cfg, OP_CFG_NAMESPACE), "from-env");
     assert_true(op_config_bool(&cfg, OP_CFG_LEADER_ELECT));

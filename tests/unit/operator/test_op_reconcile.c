@@ -55,8 +55,7 @@ static op_pod_t pod(int rank, int ws)
 static void plan(const op_group_t *g, const op_pod_t *pods, size_t n, const char *now,
                  op_plan_t *out)
 {
-    op_rec_input_t in = {.ns = "ns", .name = "g", .group = g, .pods = pods, .npods = n,
-                         .now = now};
+    op_rec_input_t in = {.ns = "ns", .name = "g", .group = g, .pods = pods, .npods = n, .now = now};
     op_rec_plan(&in, out);
 }
 
@@ -275,8 +274,14 @@ static void test_member_failed_restart_once(void **state)
     /* the same failure known only to this process (not yet on the CommGroup): no bump either */
     g.nhandled = 0;
     const char extra[1][OP_FKEY_MAX] = {"uid-2.0"};
-    op_rec_input_t in = {.ns = "ns", .name = "g", .group = &g, .pods = pods, .npods = 3,
-                         .extra_handled = extra, .nextra_handled = 1, .now = NOW2};
+    op_rec_input_t in = {.ns = "ns",
+                         .name = "g",
+                         .group = &g,
+                         .pods = pods,
+                         .npods = 3,
+                         .extra_handled = extra,
+                         .nextra_handled = 1,
+                         .now = NOW2};
     op_rec_plan(&in, &p);
     assert_int_equal(p.nnew_handled, 0);
     assert_int_equal(p.status.epoch, 1);
@@ -364,8 +369,14 @@ static void test_deleted_after_formed(void **state)
     op_tomb_t t = {.rank = 1, .world_size = 2};
     snprintf(t.name, sizeof(t.name), "p-1");
     snprintf(t.fkey, sizeof(t.fkey), "uid-1.deleted");
-    op_rec_input_t in = {.ns = "ns", .name = "g", .group = &g, .pods = pods, .npods = 1,
-                         .tombs = &t, .ntombs = 1, .now = NOW2};
+    op_rec_input_t in = {.ns = "ns",
+                         .name = "g",
+                         .group = &g,
+                         .pods = pods,
+                         .npods = 1,
+                         .tombs = &t,
+                         .ntombs = 1,
+                         .now = NOW2};
     op_rec_plan(&in, &p);
     assert_int_equal(p.status.epoch, 1);
     assert_non_null(strstr(p.status.cond[OP_COND_READY].message, "was deleted"));
