@@ -61,9 +61,9 @@ static kccl_status_t measure(bench_t *b, const bench_case_t *c, int lib, int ip,
 static int run_row(bench_t *b, bench_row_t *row)
 {
     wire_meas_t *all = calloc((size_t)b->n * 4, sizeof(wire_meas_t));
-    wire_meas_t *mine = all + (size_t)b->rank * 4;
     if (all == NULL)
         return -1;
+    wire_meas_t *mine = all + (size_t)b->rank * 4;
     int libs = b->o->compare_nccl ? 2 : 1;
     for (int lib = 0; lib < libs; lib++)
         for (int ip = 0; ip < 2; ip++) {
