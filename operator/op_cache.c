@@ -230,7 +230,7 @@ static void pod_upsert(op_cache_t c, const cJSON *obj, op_cache_touch_fn touch, 
     }
     p->gen = c->pod_gen;
     gstate_t *g = p->g;
-    if (g == NULL || strcmp(g->ns, rec.ns) || strcmp(g->name, rec.group)) {
+    if (g == NULL || strcmp(g->ns, rec.ns) != 0 || strcmp(g->name, rec.group) != 0) {
         gstate_t *ng = group_get(c, rec.ns, rec.group, 1);
         if (g) { /* the pod moved to another group (its label changed) */
             group_remove_pod(p);

@@ -102,8 +102,8 @@ kccl_status_t op_config_load(op_config_t *cfg, int argc, char **argv)
         return st;
     for (int i = 0; i < OP_CFG_COUNT; i++) {
         const char *v = cfg->value[i];
-        if (rows[i].is_bool && strcmp(v, "true") && strcmp(v, "false") && strcmp(v, "1") &&
-            strcmp(v, "0"))
+        if (rows[i].is_bool && strcmp(v, "true") != 0 && strcmp(v, "false") != 0 &&
+            strcmp(v, "1") != 0 && strcmp(v, "0") != 0)
             KCCL_FAIL(TOOL, KCCL_ERR_CONFIG, "--%s=%.32s: use true or false", rows[i].flag, v);
     }
     return KCCL_OK;

@@ -36,8 +36,8 @@ op_lease_action_t op_lease_decide(op_lease_state_t *s, const op_lease_record_t *
         return OP_LEASE_CREATE;
     }
     /* the record's changes, timed on our own clock */
-    if (!s->seen_any || strcmp(s->seen_holder, observed->holder) ||
-        strcmp(s->seen_renew, observed->renew_time)) {
+    if (!s->seen_any || strcmp(s->seen_holder, observed->holder) != 0 ||
+        strcmp(s->seen_renew, observed->renew_time) != 0) {
         snprintf(s->seen_holder, sizeof(s->seen_holder), "%s", observed->holder);
         snprintf(s->seen_renew, sizeof(s->seen_renew), "%s", observed->renew_time);
         s->seen_at = now;

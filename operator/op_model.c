@@ -297,13 +297,16 @@ cJSON *op_model_status_to_json(const op_status_t *st)
 int op_model_status_equal(const op_status_t *a, const op_status_t *b)
 {
     if (a->phase != b->phase || a->ready_members != b->ready_members || a->epoch != b->epoch ||
-        a->observed_generation != b->observed_generation || strcmp(a->unique_id, b->unique_id) ||
-        strcmp(a->root_endpoint, b->root_endpoint) || strcmp(a->secret_name, b->secret_name))
+        a->observed_generation != b->observed_generation ||
+        strcmp(a->unique_id, b->unique_id) != 0 ||
+        strcmp(a->root_endpoint, b->root_endpoint) != 0 ||
+        strcmp(a->secret_name, b->secret_name) != 0)
         return 0;
     for (int i = 0; i < OP_COND_COUNT; i++) {
         const op_cond_t *x = &a->cond[i], *y = &b->cond[i];
-        if (x->present != y->present || x->status != y->status || strcmp(x->reason, y->reason) ||
-            strcmp(x->message, y->message) || strcmp(x->last_transition, y->last_transition) ||
+        if (x->present != y->present || x->status != y->status ||
+            strcmp(x->reason, y->reason) != 0 || strcmp(x->message, y->message) != 0 ||
+            strcmp(x->last_transition, y->last_transition) != 0 ||
             x->observed_generation != y->observed_generation)
             return 0;
     }

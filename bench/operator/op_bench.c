@@ -35,22 +35,24 @@ static sample_t sample(pid_t pid)
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
     FILE *f = fopen(path, "r");
     while (f && fgets(line, sizeof(line), f)) {
-        long kib;
-        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
-            s.rss_mib = (double)kib / 1024.0;
-        if (sscanf(line, "VmHWM: %ld", &kib) == 1)
-            s.hwm_mib = (double)kib / 1024.0;
+        if (!strncmp(line, "VmRSS:", 6))
+            s.rss_mib = strtod(line + 6, NULL) / 1024.0;
+        if (!strncmp(line, "VmHWM:", 6))
+            s.hwm_mib = strtod(line + 6, NULL) / 1024.0;
     }
     if (f)
         fclose(f);
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     f = fopen(path, "r");
     if (f && fgets(line, sizeof(line), f)) {
-        const char *p = strrchr(line, ')'); /* fields after the command name */
-        unsigned long ut = 0, st = 0;
-        if (p &&
-            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+        char *p = strrchr(line, ')'); /* fields after the command name: utime is the 14th */
+        for (int field = 0; p && field < 12; field++)
+            p = strchr(p + 1, ' ');
+        if (p) {
+            char *end;
+            unsigned long ut = strtoul(p + 1, &end, 10), st = strtoul(end, NULL, 10);
             s.cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+        }
     }
     if (f)
         fclose(f);
@@ -125,7 +127,7 @@ static long stat_of(const char *log, const char *key)
     while (f && fgets(line, sizeof(line), f)) {
         const char *p = strstr(line, "stats:") ? strstr(line, pat) : NULL;
         if (p)
-            v = atol(p + strlen(pat));
+            v = strtol(p + strlen(pat), NULL, 10);
     }
     if (f)
         fclose(f);
@@ -154,7 +156,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--operator"))
             op = argv[i + 1];
         else if (!strcmp(argv[i], "--pods"))
-            n = atoi(argv[i + 1]);
+            n = (int)strtol(argv[i + 1], NULL, 10);
     }
     if (op == NULL || n < 2 || n > 20000) {
         fprintf(stderr, "usage: %s --operator PATH [--pods N (2..20000, default 1000)]\n", argv[0]);
