@@ -250,3 +250,23 @@ kccl_status_t wh_inject(const cJSON *pod, const wh_spec_t *spec, const wh_inject
     }
     return inject_containers(pod_spec, patch);
 }
+
+void wh_inject_warnings(const cJSON *pod, cJSON *warnings)
+{
+    const cJSON *spec = wh_json_get(pod, "spec");
+    char text[400];
+    if (cJSON_IsFalse(wh_json_get(spec, "automountServiceAccountToken")))
+        cJSON_AddItemToArray(warnings,
+                             cJSON_CreateString("spec.automountServiceAccountToken is false: "
+                                                "kccl-sidecar cannot reach the API server "
+                                                "without its token; remove the field"));
+    const char *sa = wh_json_str(spec, "serviceAccountName");
+    if (sa != NULL && *sa && strcmp(sa, "default") != 0 && strcmp(sa, WH_SIDECAR_SA) != 0) {
+        snprintf(text, sizeof(text),
+                 "the pod runs as ServiceAccount %.100s, not " WH_SIDECAR_SA
+                 ": bind it to the kccl-sidecar Role (deploy/rbac/kccl-sidecar.yaml) or the "
+                 "sidecar's API calls are refused",
+                 sa);
+        cJSON_AddItemToArray(warnings, cJSON_CreateString(text));
+    }
+}

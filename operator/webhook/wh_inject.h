@@ -42,4 +42,9 @@ typedef struct {
 kccl_status_t wh_inject(const cJSON *pod, const wh_spec_t *spec, const wh_inject_cfg_t *cfg,
                         cJSON *patch);
 
+/* Appends to warnings (a cJSON array of strings, shown by kubectl as "Warning: ...") what would
+ * keep the injected sidecar from reaching the API server: no token, or an account of the
+ * user's own that may lack the sidecar's grants. */
+void wh_inject_warnings(const cJSON *pod, cJSON *warnings);
+
 #endif

@@ -49,7 +49,7 @@ static void describe_pod(const cJSON *request, const cJSON *pod, wh_outcome_t *o
 
 /* The answer: {"apiVersion","kind","response":{uid, allowed, [status], [patchType, patch]}}. */
 static int answer(const char *uid, int allowed, const char *message, const cJSON *patch,
-                  char **body)
+                  cJSON *warnings, char **body)
 {
     char *patch_text = NULL, *patch_b64 = NULL;
     int rc = 500;
@@ -75,11 +75,16 @@ static int answer(const char *uid, int allowed, const char *message, const cJSON
         cJSON_AddStringToObject(resp, "patchType", "JSONPatch");
         cJSON_AddStringToObject(resp, "patch", patch_b64);
     }
+    if (warnings != NULL && cJSON_GetArraySize(warnings) > 0) {
+        cJSON_AddItemToObject(resp, "warnings", warnings);
+        warnings = NULL;
+    }
     *body = cJSON_PrintUnformatted(review);
     rc = *body ? 200 : 500;
 out:
     free(patch_b64);
     free(patch_text);
+    cJSON_Delete(warnings);
     cJSON_Delete(review);
     return rc;
 }
@@ -93,7 +98,7 @@ static int decide_pod(const char *uid, const cJSON *pod, const wh_inject_cfg_t *
     if (wh_validate(pod, &spec, &pb) != 0) {
         out->kind = WH_OUT_DENIED;
         snprintf(out->message, sizeof(out->message), "%s", pb.message);
-        return answer(uid, 0, pb.message, NULL, body);
+        return answer(uid, 0, pb.message, NULL, NULL, body);
     }
     cJSON *patch = cJSON_CreateArray();
     if (patch == NULL)
@@ -107,11 +112,15 @@ static int decide_pod(const char *uid, const cJSON *pod, const wh_inject_cfg_t *
         snprintf(out->message, sizeof(out->message),
                  "the pod has no spec: kccl cannot inject "
                  "its sidecar; send a complete pod");
-        return answer(uid, 0, out->message, NULL, body);
+        return answer(uid, 0, out->message, NULL, NULL, body);
     }
     out->ops = cJSON_GetArraySize(patch);
     out->kind = out->ops > 0 ? WH_OUT_INJECTED : WH_OUT_UNCHANGED;
-    int rc = answer(uid, 1, NULL, patch, body);
+    /* warnings with the injection only: a reinvocation would repeat them */
+    cJSON *warnings = out->ops > 0 ? cJSON_CreateArray() : NULL;
+    if (warnings != NULL)
+        wh_inject_warnings(pod, warnings);
+    int rc = answer(uid, 1, NULL, patch, warnings, body);
     cJSON_Delete(patch);
     return rc;
 }
@@ -145,7 +154,7 @@ int wh_mutate(const char *req, size_t len, const wh_inject_cfg_t *cfg, char **bo
     if (kind == NULL || strcmp(kind, "Pod") != 0 || op == NULL || strcmp(op, "CREATE") != 0 ||
         (sub != NULL && *sub) || wh_json_get(ann, WH_ANN_GROUP) == NULL) {
         out->kind = WH_OUT_IGNORED;
-        rc = answer(uid, 1, NULL, NULL, body);
+        rc = answer(uid, 1, NULL, NULL, NULL, body);
         goto out;
     }
     rc = decide_pod(uid, pod, cfg, body, out);

@@ -110,9 +110,8 @@ static cJSON *check(const char *req, size_t len, int code, const char *body, con
         abort();
     const char *b64 = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(resp, "patch"));
     if (cJSON_IsFalse(allowed) &&
-        (b64 != NULL ||
-         !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
-             cJSON_GetObjectItemCaseSensitive(resp, "status"), "message"))))
+        (b64 != NULL || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
+                            cJSON_GetObjectItemCaseSensitive(resp, "status"), "message"))))
         abort();
     cJSON *patch = NULL;
     if (b64 != NULL) {

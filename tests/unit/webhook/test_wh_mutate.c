@@ -133,6 +133,7 @@ static void test_plain_pod(void **state)
     assert_non_null(r.patch);
     assert_injected(r.pod, "g1", "1");
     assert_string_equal(wht_str(r.pod, "spec.serviceAccountName"), "kccl-sidecar");
+    assert_null(wht_at(r.response, "warnings"));
     /* the user's annotation stays the only rank annotation, unchanged */
     assert_string_equal(wht_key(wht_at(r.pod, "metadata.annotations"), "kccl.io/rank"), "1");
     /* arrays absent in the pod were added whole, never appended to */
@@ -239,8 +240,11 @@ static void test_existing_arrays_are_appended(void **state)
     assert_string_equal(wht_str(wht_named(env, "POD_NAME"), "value"), "mine");
     /* the second container had no env/mounts: it got whole arrays */
     assert_int_equal(cJSON_GetArraySize(wht_at(r.pod, "spec.containers.1.env")), 6);
-    /* a ServiceAccount of the user's own is kept */
+    /* a ServiceAccount of the user's own is kept, with a warning about its grants */
     assert_string_equal(wht_str(r.pod, "spec.serviceAccountName"), "trainer");
+    assert_int_equal(cJSON_GetArraySize(wht_at(r.response, "warnings")), 1);
+    assert_non_null(strstr(wht_str(r.response, "warnings.0"), "ServiceAccount trainer"));
+    assert_non_null(strstr(wht_str(r.response, "warnings.0"), "kccl-sidecar Role"));
     assert_string_equal(wht_str(r.pod, "metadata.labels.app"), "x");
     int appended = 0;
     const cJSON *op;
@@ -264,6 +268,26 @@ static void test_service_account_default_is_replaced(void **state)
     assert_string_equal(wht_str(r.pod, "spec.serviceAccountName"), "kccl-sidecar");
     assert_string_equal(wht_str(r.pod, "spec.serviceAccount"), "kccl-sidecar");
     assert_idempotent(r.pod);
+    wht_free(&r);
+}
+
+static void test_no_token_warns(void **state)
+{
+    wht_result_t r;
+    wht_mutate_pod(q("{'metadata':{'annotations':{'kccl.io/group':'g','kccl.io/world-size':'1',"
+                     "'kccl.io/rank':'0'}},'spec':{'automountServiceAccountToken':false,"
+                     "'containers':[{'name':'a','image':'i'}]}}"),
+                   &r);
+    assert_true(wht_allowed(&r));
+    assert_non_null(r.patch);
+    assert_non_null(strstr(wht_str(r.response, "warnings.0"), "automountServiceAccountToken"));
+    /* the second admission has nothing to add and repeats no warning */
+    char *text = cJSON_PrintUnformatted(r.pod);
+    wht_result_t again;
+    wht_mutate_pod(text, &again);
+    free(text);
+    assert_null(wht_at(again.response, "warnings"));
+    wht_free(&again);
     wht_free(&r);
 }
 
@@ -542,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_statefulset_pod),
         cmocka_unit_test(test_existing_arrays_are_appended),
         cmocka_unit_test(test_service_account_default_is_replaced),
+        cmocka_unit_test(test_no_token_warns),
         cmocka_unit_test(test_already_injected_by_hand),
         cmocka_unit_test(test_bad_annotations),
         cmocka_unit_test(test_conflicting_labels),
