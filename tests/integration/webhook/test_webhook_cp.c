@@ -317,6 +317,21 @@ static void test_pods_that_never_reach_the_webhook(void **state)
     assert_int_equal(log_count(excluded_ns, "p-excluded", ""), 0);
 }
 
+static void test_warning_is_shown(void **state)
+{
+    char out[8192];
+    KCP_MUST("kubectl -n %s create serviceaccount trainer", kcp.ns);
+    const char *file = kcp_path("p-warn");
+    kcp_write(file, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p-warn\n  annotations: "
+                    "{kccl.io/group: g1, kccl.io/world-size: \"2\", kccl.io/rank: \"0\"}\n"
+                    "spec:\n  serviceAccountName: trainer\n"
+                    "  containers: [{name: app, image: busybox}]\n");
+    int rc = kcp_sh(out, sizeof(out), "kubectl -n %s create -f %s 2>&1", kcp.ns, file);
+    if (rc != 0 || strstr(out, "Warning: the pod runs as ServiceAccount trainer, not "
+                               "kccl-sidecar") == NULL)
+        fail_msg("kubectl (%d): %s", rc, out);
+}
+
 /* Waits for n pods matching selector and returns them (a List). */
 static cJSON *wait_pods(const char *selector, int n)
 {
@@ -396,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_pod_is_injected),
         cmocka_unit_test(test_bad_annotation_is_refused),
         cmocka_unit_test(test_pods_that_never_reach_the_webhook),
+        cmocka_unit_test(test_warning_is_shown),
         cmocka_unit_test(test_indexed_job_ranks),
         cmocka_unit_test(test_statefulset_ranks),
     };
