@@ -90,6 +90,18 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
+/* Pods this agent finished (deleted from the API): late watch events for them are ignored. */
+static char gone[256][64];
+static int gone_next;
+
+static int was_gone(const char *uid)
+{
+    for (int i = 0; i < 256; i++)
+        if (gone[i][0] && !strcmp(gone[i], uid))
+            return 1;
+    return 0;
+}
+
 static ag_pod_t *find_pod(ag_t *a, const char *uid)
 {
     for (int i = 0; i < a->npods; i++)
@@ -111,6 +123,8 @@ static void apply(ag_t *a, ev_t *e)
         ag_pod_update(a, p, e->obj);
         return;
     }
+    if (was_gone(ag_json_str(meta, "uid")))
+        return;
     if (a->npods >= AG_MAX_PODS || (p = ag_pod_new(a, e->obj)) == NULL) {
         ag_error("cannot take pod %s: too many pods", ag_json_str(meta, "name"));
         return;
@@ -164,6 +178,8 @@ static void loop(ag_t *a)
         }
         for (int i = 0; i < a->npods;) {
             if (ag_pod_finished(a->pods[i])) {
+                snprintf(gone[gone_next], sizeof(gone[0]), "%s", a->pods[i]->uid);
+                gone_next = (gone_next + 1) % 256;
                 ag_pod_free(a, a->pods[i]);
                 a->pods[i] = a->pods[--a->npods];
             } else {
