@@ -35,6 +35,7 @@ typedef struct {
     int gpus;         /* -g: ranks expected (0 = whatever the group has) */
     int compare_nccl; /* --compare nccl */
     const char *json; /* --json FILE */
+    size_t cpu_chunk; /* --cpu-chunk: the CPU path's chunk in bytes (0: the library's) */
     uint64_t seed;
 } bench_opts_t;
 

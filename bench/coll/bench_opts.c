@@ -51,6 +51,7 @@ static void usage(FILE *f)
             "  --host             the CPU path: host buffers (no GPU needed)\n"
             "  --compare nccl     time NCCL (libnccl.so.2, or KCCL_NCCL_LIB) on the same buffers\n"
             "  --json FILE        write every row as JSON (rank 0)\n"
+            "  --cpu-chunk N      the CPU path's chunk (default: the library's, 1M)\n"
             "  --seed N           input seed (default 1)\n");
 }
 
@@ -179,6 +180,7 @@ static int apply(bench_opts_t *o, int c, const char *arg)
         break;
     case 'J': o->json = arg; break;
     case 'S': o->seed = strtoull(arg, NULL, 0); break;
+    case 'K': bad = parse_size(arg, &o->cpu_chunk); break;
     default: bad = 1;
     }
     return bad ? -1 : 0;
@@ -206,6 +208,7 @@ int bench_opts_parse(int argc, char **argv, bench_opts_t *o)
                                           {"compare", required_argument, 0, 'C'},
                                           {"json", required_argument, 0, 'J'},
                                           {"seed", required_argument, 0, 'S'},
+                                          {"cpu-chunk", required_argument, 0, 'K'},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
     defaults(o);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "coll/coll_cpu.h"
 
 typedef struct {
     double time_us;
@@ -179,6 +180,8 @@ static int setup(bench_t *b, const char **device)
         fprintf(stderr, "kccl-bench: root %d is not a rank of 0..%d\n", o->root, b->n - 1);
         return -1;
     }
+    if (o->cpu_chunk)
+        kccl_coll_cpu_set_chunk_bytes(o->cpu_chunk);
     if (o->mode == BENCH_HOST) {
         *device = "host memory (CPU path)";
         return bench_host_create(o, b->comm, &b->host) == KCCL_OK ? 0 : -1;
