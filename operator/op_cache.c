@@ -222,6 +222,7 @@ static void pod_upsert(op_cache_t c, const cJSON *obj, op_cache_touch_fn touch, 
             pod_remove(c, p, touch, arg);
         return;
     }
+    int fresh = p == NULL, moved = 0;
     if (p == NULL) {
         if ((p = calloc(1, sizeof(*p))) == NULL)
             return;
@@ -232,6 +233,7 @@ static void pod_upsert(op_cache_t c, const cJSON *obj, op_cache_touch_fn touch, 
     gstate_t *g = p->g;
     if (g == NULL || strcmp(g->ns, rec.ns) != 0 || strcmp(g->name, rec.group) != 0) {
         gstate_t *ng = group_get(c, rec.ns, rec.group, 1);
+        moved = 1;
         if (g) { /* the pod moved to another group (its label changed) */
             group_remove_pod(p);
             touch(arg, g->node.key);
@@ -244,8 +246,12 @@ static void pod_upsert(op_cache_t c, const cJSON *obj, op_cache_touch_fn touch, 
         }
         g = ng;
     }
+    /* an update that changes nothing the reconciler reads (the scheduler's conditions, a
+     * kubelet heartbeat of another field) costs no reconcile */
+    int same = !fresh && !moved && memcmp(&p->pod, &rec, sizeof(rec)) == 0;
     p->pod = rec;
-    touch(arg, g->node.key);
+    if (!same)
+        touch(arg, g->node.key);
 }
 
 void op_cache_pod_event(op_cache_t c, kccl_kube_event_type_t type, const cJSON *pod,

@@ -134,6 +134,32 @@ static long stat_of(const char *log, const char *key)
     return v;
 }
 
+/* How many pods changed between two LISTs (resourceVersion by name). */
+static int pods_changed(kccl_kube_client_t kc, const char *ns, cJSON *before)
+{
+    char path[256];
+    cJSON *after = NULL;
+    int changed = 0;
+    kccl_kube_path(path, sizeof(path), "v1", ns, "pods", NULL, NULL);
+    if (kccl_kube_list(kc, path, NULL, NULL, &after, NULL) != KCCL_OK)
+        return -1;
+    const cJSON *a, *b;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(after, "items"))
+    {
+        const char *name = opit_str(a, "metadata", "name", NULL);
+        cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(before, "items"))
+        {
+            if (!strcmp(name, opit_str(b, "metadata", "name", NULL))) {
+                changed += strcmp(opit_str(a, "metadata", "resourceVersion", NULL),
+                                  opit_str(b, "metadata", "resourceVersion", NULL)) != 0;
+                break;
+            }
+        }
+    }
+    cJSON_Delete(after);
+    return changed;
+}
+
 static int ns_create(kccl_kube_client_t kc, const char *ns)
 {
     char text[256];
@@ -191,8 +217,14 @@ int main(int argc, char **argv)
     opit_publish_root(kc, ns, "big-0", "10.200.0.1", 0);
     double t_ready = wait_status(kc, ns, "readyMembers", n, "Ready", 120);
     sample_t ready = sample(pid);
+    char lpath[256];
+    cJSON *before = NULL;
+    kccl_kube_path(lpath, sizeof(lpath), "v1", ns, "pods", NULL, NULL);
+    kccl_kube_list(kc, lpath, NULL, NULL, &before, NULL);
     opit_sleep_ms(10000);
     sample_t quiet = sample(pid);
+    int idle_changed = pods_changed(kc, ns, before);
+    cJSON_Delete(before);
     opit_pod_status(kc, ns, "big-5", "Running", 1, 1, 0, "10.200.0.6");
     double t_epoch = wait_status(kc, ns, "epoch", 1, NULL, 60);
     sample_t failed = sample(pid);
@@ -212,6 +244,7 @@ int main(int argc, char **argv)
            t_status);
     printf("Ready %.2f s after the last status report; epoch bumped %.2f s after a failure\n",
            t_ready, t_epoch);
+    printf("pods written by others (the scheduler) during the idle 10 s: %d\n", idle_changed);
     printf("operator: %ld pod events, %ld reconciles, %ld API calls (%.3f per pod event), %ld "
            "status writes, %ld conflicts; idle CPU over 10 s: %.3f s; exit %d\n",
            pev, recs, calls, pev > 0 ? (double)calls / (double)pev : 0.0, writes, conflicts,
@@ -219,9 +252,9 @@ int main(int argc, char **argv)
     printf("{\"bench\":\"operator\",\"pods\":%d,\"rss_mib_idle\":%.2f,\"rss_mib_ready\":%.2f,"
            "\"hwm_mib\":%.2f,\"cpu_s_total\":%.2f,\"cpu_s_idle_10s\":%.3f,\"ready_s\":%.2f,"
            "\"epoch_s\":%.2f,\"pod_events\":%ld,\"reconciles\":%ld,\"api_calls\":%ld,"
-           "\"status_writes\":%ld,\"conflicts\":%ld}\n",
+           "\"status_writes\":%ld,\"conflicts\":%ld,\"pods_changed_idle\":%d}\n",
            n, idle.rss_mib, ready.rss_mib, failed.hwm_mib, failed.cpu_s, quiet.cpu_s - ready.cpu_s,
-           t_ready, t_epoch, pev, recs, calls, writes, conflicts);
+           t_ready, t_epoch, pev, recs, calls, writes, conflicts, idle_changed);
     char path[128];
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s", ns);
     kccl_kube_delete(kc, path, NULL, NULL, NULL);

@@ -153,6 +153,11 @@ static void test_cache(void **state)
         cJSON_Delete(j);
     }
     assert_int_equal(t.n, 300); /* one touch per event: O(1) */
+    /* an update that changes nothing the reconciler reads touches nothing */
+    cJSON *same = pod_json("p-1", "a", "1", ",\"conditions\":[{\"type\":\"PodScheduled\"}]");
+    op_cache_pod_event(c, KCCL_KUBE_EVENT_MODIFIED, same, touch, &t);
+    cJSON_Delete(same);
+    assert_int_equal(t.n, 300);
     op_cache_stats_t st;
     op_cache_stats(c, &st);
     assert_int_equal(st.pods, 300);
