@@ -8,7 +8,8 @@
 #           installed; sm_90), all tests run (GPU tests skip cleanly without a GPU)
 #   controlplane  a real local Kubernetes control plane (e2e/controlplane: builds the official
 #           binaries once, cached in ~/.cache/kccl; ~14 min cold on 2 cores), then every test
-#           labelled controlplane (kube client, sidecar) in build/ against it, then down
+#           labelled controlplane (kube client, sidecar) in build/ against it, the end-to-end
+#           scenarios of e2e/local/run.sh (node agent, helm install, groups), then down
 #   fuzz    scripts/fuzz.sh 10 (corpus replay + 10 s per libFuzzer target)
 #   format  scripts/format.sh --check
 #   lint    scripts/lint.sh (clang-tidy + cppcheck over build/compile_commands.json)
@@ -103,6 +104,11 @@ stage_controlplane()
     # Serial: the control-plane suites share one apiserver and its audit log.
     ctest --test-dir build -j1 --output-on-failure --no-tests=error -L controlplane \
         ${CTEST_EXTRA[@]+"${CTEST_EXTRA[@]}"}
+    # End to end (e2e/local/README.md): kccl-node-agent + helm install + scenarios a, b, c
+    # (~95 s on 2 cores). Exit 77 = skipped (a prerequisite missing: the message says which).
+    local rc=0
+    timeout 900 e2e/local/run.sh -b build a b c || rc=$?
+    [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ] || return "$rc"
 }
 
 stage_fuzz() { scripts/fuzz.sh "$FUZZ_SECONDS"; }
