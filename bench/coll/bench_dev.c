@@ -131,6 +131,8 @@ static kccl_status_t check_once(bench_dev_t *d, const bench_case_t *c, int lib, 
     coll_check_fill(&chk, d->hsend);
     CUDA_TRY(cudaMemcpy(d->drecv, d->hrecv, c->recv_count * esz, cudaMemcpyHostToDevice));
     CUDA_TRY(cudaMemcpy(in, d->hsend, c->send_count * esz, cudaMemcpyHostToDevice));
+    /* A pageable copy may return before its DMA lands; d->stream does not wait for it. */
+    CUDA_TRY(cudaDeviceSynchronize());
     KCCL_CHECK_BENCH(launch(d, c, lib, s, r));
     CUDA_TRY(cudaStreamSynchronize(d->stream));
     CUDA_TRY(cudaGetLastError());
