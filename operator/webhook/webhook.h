@@ -39,7 +39,8 @@ typedef struct kccl_webhook *kccl_webhook_t;
 #define KCCL_WEBHOOK_DEFAULT_RELOAD_MS      10000
 
 typedef struct {
-    /* Listening address: an IPv4/IPv6 literal; NULL or "" = all addresses (0.0.0.0). */
+    /* Listening address: an IPv4/IPv6 literal; NULL or "" = all addresses (dual-stack "::",
+     * or 0.0.0.0 where IPv6 is off). */
     const char *bind_address;
     /* TCP port; 0 = KCCL_WEBHOOK_DEFAULT_PORT, -1 = any free port (see kccl_webhook_port()). */
     int port;

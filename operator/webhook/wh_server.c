@@ -228,15 +228,14 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     kccl_log_debug(KUBE, "webhook: libmicrohttpd: %s", line);
 }
 
-/* Binds and listens; the socket goes to libmicrohttpd. */
-static kccl_status_t listen_on(const char *addr, int port, int *fd_out, int *ipv6)
+/* Binds and listens on address a (a literal); the socket goes to libmicrohttpd. */
+static kccl_status_t listen_at(const char *a, int port, int v6only, int *fd_out, int *ipv6)
 {
     struct sockaddr_storage ss;
     socklen_t len;
     memset(&ss, 0, sizeof(ss));
     struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    const char *a = addr && *addr ? addr : "0.0.0.0";
     if (inet_pton(AF_INET, a, &in4->sin_addr) == 1) {
         in4->sin_family = AF_INET;
         in4->sin_port = htons((uint16_t)port);
@@ -258,6 +257,8 @@ static kccl_status_t listen_on(const char *addr, int port, int *fd_out, int *ipv
         KCCL_FAIL(KUBE, KCCL_ERR_SYSTEM, "webhook: socket: %m");
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (*ipv6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
     if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 128) != 0) {
         int err = errno;
         close(fd);
@@ -270,6 +271,23 @@ static kccl_status_t listen_on(const char *addr, int port, int *fd_out, int *ipv
     }
     *fd_out = fd;
     return KCCL_OK;
+}
+
+/* No address: every IPv6 and IPv4 address through one dual-stack socket (the API server may
+ * call a pod IP of either family), or every IPv4 address where IPv6 is off. */
+static kccl_status_t listen_on(const char *addr, int port, int *fd_out, int *ipv6)
+{
+    if (addr != NULL && *addr)
+        return listen_at(addr, port, 1, fd_out, ipv6);
+    int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0) {
+        close(probe);
+        kccl_status_t st = listen_at("::", port, 0, fd_out, ipv6);
+        if (st != KCCL_ERR_SYSTEM)
+            return st;
+        kccl_log_info(KUBE, "webhook: no IPv6 (%s); listening on IPv4 only", kccl_last_error());
+    }
+    return listen_at("0.0.0.0", port, 1, fd_out, ipv6);
 }
 
 static void *reloader_main(void *arg)
@@ -397,7 +415,7 @@ kccl_status_t kccl_webhook_start(const kccl_webhook_opts_t *opts, kccl_webhook_t
     }
     wh->reloader_started = 1;
     kccl_log_info(KUBE, "webhook: serving https on %s port %d (sidecar image %s)",
-                  opts->bind_address && *opts->bind_address ? opts->bind_address : "0.0.0.0",
+                  opts->bind_address && *opts->bind_address ? opts->bind_address : "all addresses",
                   wh->port, wh->cfg.image);
     *out = wh;
     return KCCL_OK;

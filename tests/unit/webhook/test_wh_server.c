@@ -391,6 +391,16 @@ static void test_start_errors(void **state)
     assert_int_equal(kccl_webhook_start(&o, &wh), KCCL_ERR_ADDR_IN_USE);
     close(fd);
     assert_null(wh);
+    /* no address: all addresses, IPv4 included */
+    o.bind_address = NULL;
+    o.port = -1;
+    kccl_webhook_t any = NULL;
+    assert_int_equal(kccl_webhook_start(&o, &any), KCCL_OK);
+    current = any;
+    assert_int_equal(simple(kccl_webhook_port(any), path_of("one-ca.crt"), "GET", "/healthz", NULL,
+                            NULL, 0, NULL, 0),
+                     200);
+    stop_current(NULL);
     /* one webhook per process */
     o.port = -1;
     kccl_webhook_t first = start(0, 10);
