@@ -415,6 +415,73 @@ static void test_leader_election(void **state)
     assert_string_equal(holder, "");
 }
 
+/* The operator under a ServiceAccount with exactly operator/README.md's rights: it does all its
+ * work (auto-create, Secret, status, failure, rank 0's epoch, Events, Lease) and is never
+ * refused. */
+static void test_least_privilege(void **state)
+{
+    (void)state;
+    char token[4096], user[4400], ca[700];
+    if (op_pid > 0) /* the admin operator of setup() (when this test runs alone) */
+        opit_stop(op_pid, SIGTERM, 10000);
+    op_pid = 0;
+    KCP_MUST("kubectl -n %s apply -f %s/tests/integration/operator/operator-role.yaml >/dev/null",
+             kcp.ns, KCCL_SOURCE_DIR);
+    int rc = kcp_sh(token, sizeof(token),
+                    "kubectl -n %s create token kccl-operator-test --duration 1h", kcp.ns);
+    assert_int_equal(rc, 0);
+    snprintf(user, sizeof(user), "    token: %s", token);
+    snprintf(ca, sizeof(ca), "certificate-authority: %s", kcp.ca);
+    const char *kcfg = kcp_kubeconfig("operator-sa.kubeconfig", NULL, ca, user);
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", health_port + 3);
+    snprintf(op_log, sizeof(op_log), "%s", kcp_path("op-sa.log"));
+    char *argv[] = {KCCL_OPERATOR_BIN,
+                    "--kubeconfig",
+                    (char *)kcfg,
+                    "--namespace",
+                    kcp.ns,
+                    "--leader-elect",
+                    "--lease-namespace",
+                    kcp.ns,
+                    "--health-addr",
+                    addr,
+                    "--coalesce-ms",
+                    "50",
+                    NULL};
+    op_pid = opit_operator_start(argv, op_log, "op-sa");
+    group_up("gp", 2, NULL, 0);
+    cJSON_Delete(wait_cg("gp", phase_is, "Ready", 30000, "Ready under the least-privilege Role"));
+    assert_int_equal(opit_pod_status(kc, kcp.ns, "gp-1", "Running", 1, 1, 0, "10.99.2.11"), 0);
+    long one = 1;
+    cJSON_Delete(wait_cg("gp", epoch_is, &one, 30000, "epoch 1"));
+    cJSON *p0 = NULL;
+    for (int i = 0; i < 100; i++, opit_sleep_ms(100)) {
+        cJSON_Delete(p0);
+        p0 = opit_get(kc, "v1", kcp.ns, "pods", "gp-0");
+        if (!strcmp(opit_str(p0, "metadata", "annotations", "kccl.io/epoch"), "1"))
+            break;
+    }
+    assert_string_equal(opit_str(p0, "metadata", "annotations", "kccl.io/epoch"), "1");
+    cJSON_Delete(p0);
+    for (int i = 0; i < 50 && events("gp", "MemberFailed") == 0; i++)
+        opit_sleep_ms(100);
+    assert_int_equal(events("gp", "MemberFailed"), 1);
+    cJSON *cg = opit_get(kc, CG_GV, kcp.ns, "commgroups", "gp");
+    assert_non_null(
+        strstr(opit_str(cg, "metadata", "annotations", "kccl.io/handled-failures"), "."));
+    cJSON_Delete(cg);
+    cJSON *s = opit_get(kc, "v1", kcp.ns, "secrets", "kccl-group-gp");
+    assert_non_null(s);
+    cJSON_Delete(s);
+    assert_int_equal(opit_stop(op_pid, SIGTERM, 10000), 0);
+    op_pid = 0;
+    assert_int_equal(opit_count_in_file(op_log, "orbidden"), 0);
+    /* it did the work itself: the CommGroup, the Secret, the Event, the annotation */
+    assert_int_equal(opit_count_in_file(op_log, "groups_created 1 "), 1);
+    assert_int_equal(opit_count_in_file(op_log, "secrets 1 "), 1);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -426,6 +493,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_auto_create),
         cmocka_unit_test(test_secret_garbage_collected),
         cmocka_unit_test(test_leader_election),
+        cmocka_unit_test(test_least_privilege),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
