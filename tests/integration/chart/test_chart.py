@@ -30,13 +30,15 @@ VALUE_SETS = {
     "kind": ["-f", os.path.join(c.ROOT, "e2e", "kind", "values.yaml")],
 }
 
+# operator/README.md, "RBAC (least privilege)": what the operator calls, and nothing more.
 OPERATOR_RULES = c.normalize_rules([
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "patch"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {"apiGroups": ["kccl.io"], "resources": ["commgroups"],
-     "verbs": ["get", "list", "watch", "create", "update", "patch"]},
-    {"apiGroups": ["kccl.io"], "resources": ["commgroups/status"], "verbs": ["update", "patch"]},
+     "verbs": ["get", "list", "watch", "create", "patch"]},
+    {"apiGroups": ["kccl.io"], "resources": ["commgroups/status"], "verbs": ["update"]},
+    {"apiGroups": ["kccl.io"], "resources": ["commgroups/finalizers"], "verbs": ["update"]},
 ])
 LEASE_RULES = c.normalize_rules([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
                                   "verbs": ["get", "create", "update"]}])
