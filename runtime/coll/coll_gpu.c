@@ -31,7 +31,7 @@
 #include "core/error.h"
 #include "kccl/kccl_channel.h"
 
-static const char *const algo_names[] = {"auto", "ll", "ll2", "zc"};
+static const char *const algo_names[] = {"auto", "ll", "ll2", "zc", "ce"};
 
 static kccl_status_t cuda_fail(kccl_comm_t comm, const char *what, int err)
 {
@@ -43,14 +43,15 @@ static kccl_status_t read_config(kccl_cg_state_t *s)
 {
     const char *algo = kccl_config_str(KCCL_CFG_COLL_ALGO);
     s->algo = -1;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (strcmp(algo, algo_names[i]) == 0)
             s->algo = i;
     if (s->algo < 0)
-        KCCL_FAIL(COLL, KCCL_ERR_INVALID_ARG, "KCCL_COLL_ALGO=%s is not one of auto, ll, ll2, zc",
-                  algo);
+        KCCL_FAIL(COLL, KCCL_ERR_INVALID_ARG,
+                  "KCCL_COLL_ALGO=%s is not one of auto, ll, ll2, zc, ce", algo);
     s->ll_max = kccl_config_int_or_default(KCCL_CFG_COLL_LL_MAX);
     s->ll2_max = kccl_config_int_or_default(KCCL_CFG_COLL_LL2_MAX);
+    s->ce_min = kccl_config_int_or_default(KCCL_CFG_COLL_CE_MIN);
     return KCCL_OK;
 }
 
@@ -150,9 +151,12 @@ static kccl_status_t state_get(kccl_comm_t comm, kccl_cg_state_t **out)
 /* The algorithm for a call of `bytes` (the nccl-tests size: the larger buffer). */
 static int choose(const kccl_cg_state_t *s, const kccl_coll_args_t *a, size_t bytes)
 {
+    int ce_ok = a->kind == KCCL_COLL_ALL_REDUCE || a->kind == KCCL_COLL_ALL_GATHER;
     if (s->algo != KCCL_CG_AUTO) {
         if (s->algo == KCCL_CG_LL2 && a->kind != KCCL_COLL_ALL_REDUCE)
             return KCCL_CG_LL;
+        if (s->algo == KCCL_CG_CE && !ce_ok)
+            return KCCL_CG_ZC;
         return s->algo;
     }
     /* Built-in table from the H100 runs (bench/NOTES.md, "Collectives (GPU)"). */
@@ -166,7 +170,10 @@ static int choose(const kccl_cg_state_t *s, const kccl_coll_args_t *a, size_t by
         return KCCL_CG_LL;
     if (a->kind == KCCL_COLL_ALL_REDUCE && bytes <= ll2_max)
         return KCCL_CG_LL2;
-    return KCCL_CG_ZC;
+    size_t ce_min = (size_t)8 << 20;
+    if (s->ce_min >= 0)
+        ce_min = (size_t)s->ce_min;
+    return ce_ok && bytes >= ce_min ? KCCL_CG_CE : KCCL_CG_ZC;
 }
 
 static void fill_common(const kccl_cg_state_t *s, const kccl_coll_args_t *a, kccl_cg_launch_t *l)
@@ -226,8 +233,77 @@ static kccl_status_t run_ll(kccl_cg_state_t *s, const kccl_coll_args_t *a, int a
     return KCCL_OK;
 }
 
+static kccl_status_t launch(kccl_cg_state_t *s, const kccl_cg_launch_t *l, const char *what)
+{
+    int err = kccl_cg_launch(l);
+    return err != 0 ? cuda_fail(s->comm, what, err) : KCCL_OK;
+}
+
+/* The barrier kernel (block 0 of every rank meets; release after earlier copies). */
+static kccl_status_t barrier(kccl_cg_state_t *s, const kccl_cg_launch_t *base)
+{
+    kccl_cg_launch_t b = *base;
+    b.algo = KCCL_CG_BARRIER;
+    b.blocks = 1;
+    b.threads = 32;
+    return launch(s, &b, "launching the collective barrier kernel");
+}
+
+/* Copy-engine puts of bytes at src into every peer's recv at byte offset off. */
+static kccl_status_t ce_puts(kccl_cg_state_t *s, const kccl_cg_launch_t *l, const char *src,
+                             size_t off, size_t bytes)
+{
+    for (int i = 1; i < s->n && bytes > 0; i++) {
+        int q = (s->me + i) % s->n;
+        int err = (int)cudaMemcpyAsync((char *)l->peer_recv[q] + off, src, bytes, cudaMemcpyDefault,
+                                       (cudaStream_t)l->stream);
+        if (err != 0)
+            return cuda_fail(s->comm, "copy-engine put to a peer", err);
+    }
+    return KCCL_OK;
+}
+
+/*
+ * Copy engine for the all-gather half. All-reduce: a zero-copy kernel reduces this
+ * rank's region from every rank's send buffer into its own recv (its opening
+ * barrier proves peers' buffers ready), then copy-engine puts of that region
+ * into every peer, then the barrier kernel. All-gather: barrier kernel (peers'
+ * recv ready), own copy, puts, barrier kernel.
+ */
+static kccl_status_t run_ce(kccl_cg_state_t *s, const kccl_coll_args_t *a, kccl_cg_launch_t *l,
+                            int aligned)
+{
+    const size_t es = kccl_dtype_size(a->dtype), v = 16 / es, n = (size_t)s->n;
+    if (a->kind == KCCL_COLL_ALL_REDUCE) {
+        size_t R = ((a->count + n - 1) / n + v - 1) / v * v, off = (size_t)s->me * R;
+        size_t len = off >= a->count ? 0 : (a->count - off < R ? a->count - off : R);
+        l->algo = KCCL_CG_ZC;
+        l->phase = 1;
+        l->aligned = aligned;
+        l->count = a->count;
+        l->stride = a->count;
+        l->send = a->sendbuf;
+        l->recv = a->recvbuf;
+        l->threads = 512;
+        l->blocks = clampi((R + 512 * v - 1) / (512 * v), 1, 2 * s->nsm);
+        KCCL_CHECK(launch(s, l, "launching the reduce half of a copy-engine all-reduce"));
+        KCCL_CHECK(ce_puts(s, l, (const char *)a->recvbuf + off * es, off * es, len * es));
+        return barrier(s, l);
+    }
+    size_t bytes = a->count * es, off = (size_t)s->me * bytes;
+    KCCL_CHECK(barrier(s, l));
+    if ((const char *)a->recvbuf + off != (const char *)a->sendbuf) {
+        int err = (int)cudaMemcpyAsync((char *)a->recvbuf + off, a->sendbuf, bytes,
+                                       cudaMemcpyDeviceToDevice, (cudaStream_t)a->stream);
+        if (err != 0)
+            return cuda_fail(s->comm, "all-gather copy of this rank's block", err);
+    }
+    KCCL_CHECK(ce_puts(s, l, (const char *)a->sendbuf, off, bytes));
+    return barrier(s, l);
+}
+
 /* Zero-copy over peers' user buffers; LL in chunks where some rank's buffers can't be shared. */
-static kccl_status_t run_zc(kccl_cg_state_t *s, const kccl_coll_args_t *a)
+static kccl_status_t run_zc(kccl_cg_state_t *s, const kccl_coll_args_t *a, int algo)
 {
     const size_t es = kccl_dtype_size(a->dtype), v = 16 / es, n = (size_t)s->n;
     size_t send_bytes = a->count * es, recv_bytes = a->count * es, len = a->count;
@@ -242,6 +318,8 @@ static kccl_status_t run_zc(kccl_cg_state_t *s, const kccl_coll_args_t *a)
                                l.peer_recv, &ok, &aligned));
     if (!ok)
         return run_ll(s, a, a->kind == KCCL_COLL_ALL_REDUCE && s->n > 2 ? KCCL_CG_LL2 : KCCL_CG_LL);
+    if (algo == KCCL_CG_CE)
+        return run_ce(s, a, &l, aligned);
     if (a->kind == KCCL_COLL_ALL_REDUCE)
         len = ((a->count + n - 1) / n + v - 1) / v * v;
     else if (a->kind != KCCL_COLL_BROADCAST)
@@ -275,7 +353,7 @@ kccl_status_t kccl_coll_gpu_run(kccl_comm_t comm, const kccl_coll_args_t *args)
             bytes *= (size_t)comm->size;
         int algo = choose(s, args, bytes);
         kccl_log_debug(COLL, "rank %d: %zu bytes -> %s", comm->rank, bytes, algo_names[algo]);
-        st = algo == KCCL_CG_ZC ? run_zc(s, args) : run_ll(s, args, algo);
+        st = algo >= KCCL_CG_ZC ? run_zc(s, args, algo) : run_ll(s, args, algo);
     }
     (void)cudaThreadExchangeStreamCaptureMode(&mode);
     return st;

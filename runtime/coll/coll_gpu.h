@@ -13,11 +13,12 @@
  *                                 = second step of two-step algorithms; parity
  *                                 = step number & 1
  *
- * Step numbers: epoch[block] lives in device memory (this rank's, not
- * shared); every kernel block reads it on entry, uses epoch+1, epoch+2, ...
- * as its flag values and stores the last one back on exit. Ranks run the same
- * sequence of launches with the same grids, so block b's counter agrees on
- * every rank, also across CUDA-graph replays (the host never writes it).
+ * Step numbers: epoch[0] lives in device memory (this rank's, not shared);
+ * every block of a kernel reads it on entry and uses epoch+1, epoch+2, ... as
+ * its flag values; the kernel's last block to finish stores the last one used
+ * (epoch[1] counts finished blocks). Ranks run the same sequence of launches,
+ * so the counter agrees on every rank, also across CUDA-graph replays (the
+ * host never writes it).
  */
 #ifndef KCCL_COLL_GPU_INT_H
 #define KCCL_COLL_GPU_INT_H
@@ -36,9 +37,11 @@
 /* Algorithms (KCCL_COLL_ALGO names them in this order). */
 typedef enum {
     KCCL_CG_AUTO = 0,
-    KCCL_CG_LL = 1,  /* one step of LL packets through scratch */
-    KCCL_CG_LL2 = 2, /* all-reduce: reduce-scatter + all-gather, both as LL packets */
-    KCCL_CG_ZC = 3,  /* zero-copy: loads/stores straight into peers' user buffers */
+    KCCL_CG_LL = 1,      /* one step of LL packets through scratch */
+    KCCL_CG_LL2 = 2,     /* all-reduce: reduce-scatter + all-gather, both as LL packets */
+    KCCL_CG_ZC = 3,      /* zero-copy: loads/stores straight into peers' user buffers */
+    KCCL_CG_CE = 4,      /* all-reduce/all-gather: zero-copy reduce, then copy-engine puts */
+    KCCL_CG_BARRIER = 5, /* internal: the one-block barrier kernel around copy-engine work */
 } kccl_cg_algo_t;
 
 /* Collective kinds as coll.h numbers them. */
@@ -51,6 +54,7 @@ typedef struct kccl_cg_launch {
     int kind, algo, dtype, op; /* coll.h kind, kccl_cg_algo_t, kccl_dtype_t, kccl_redop_t */
     int rank, nranks, root;
     int aligned; /* ZC: 1 when every rank's buffers are 16-byte aligned */
+    int phase;   /* ZC all-reduce: 0 whole, 1 reduce this rank's region into its recv only */
     int blocks, threads;
     size_t count;  /* elements, as the API defines them for the kind */
     size_t stride; /* elements between ranks' regions: all-gather's recv, reduce-scatter's send */

@@ -81,9 +81,12 @@ typedef enum {
     X(PROXY_CPU, STR, "auto", 0,                                                                   \
       "proxy thread placement: auto (the GPU's NUMA node), none, or a CPU list")                   \
     X(COLL_ALGO, STR, "auto", 0,                                                                   \
-      "device-buffer collectives: auto (size table), ll, ll2 (all-reduce) or zc (zero-copy)")      \
+      "device-buffer collectives: auto (size table), ll, ll2 (all-reduce), zc or ce (copy "        \
+      "engine)")                                                                                   \
     X(COLL_LL_MAX, INT, "-1", 0, "auto: largest size (bytes) for LL; -1 = built-in table")         \
-    X(COLL_LL2_MAX, INT, "-1", 0, "auto: largest all-reduce size for LL2; -1 = built-in table")
+    X(COLL_LL2_MAX, INT, "-1", 0, "auto: largest all-reduce size for LL2; -1 = built-in table")    \
+    X(COLL_CE_MIN, INT, "-1", 0,                                                                   \
+      "auto: smallest all-reduce/all-gather size for the copy engine; -1 = built-in table")
 
 typedef enum {
 #define KCCL_CFG_ENUM_(name, type, def, flags, help) KCCL_CFG_##name,

@@ -13,6 +13,7 @@
 #        KCCL_COLL_QUICK=1         the shorter correctness test (--quick)
 #        KCCL_COLL_SWEEP=1         also time each forced algorithm (selection table)
 #        KCCL_COLL_SKIP_TESTS=1    benchmark only
+#        KCCL_COLL_TIMEOUT=S       limit for each test and benchmark run (default 900 s)
 # Output: logs under BUILD_DIR/coll-results/, the table last. Exit status 0 when every test
 # passed (the benchmark never fails the run).
 set -uo pipefail
@@ -61,6 +62,7 @@ echo "== NCCL: ${KCCL_NCCL_LIB:-none}"
 
 ngpu="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)"
 echo "== GPUs: ${ngpu}"
+limit="${KCCL_COLL_TIMEOUT:-900}"
 quick=""
 [ "${KCCL_COLL_QUICK:-0}" = 1 ] && quick="--quick"
 declare -a rows
@@ -68,7 +70,7 @@ status=0
 run_test() { # name cmd...
     local name="$1"; shift
     local t0=${SECONDS}
-    "$@" >"${OUT}/${name}.log" 2>&1
+    timeout "${limit}" "$@" >"${OUT}/${name}.log" 2>&1
     local rc=$? dt=$((SECONDS - t0)) res=PASS
     [ $rc -eq 77 ] && res=SKIP
     [ $rc -ne 0 ] && [ $rc -ne 77 ] && { res="FAIL(rc=${rc})"; status=1; }
@@ -84,15 +86,15 @@ fi
 sweep=""
 [ "${KCCL_COLL_SWEEP:-0}" = 1 ] && sweep="--sweep"
 # 2 ranks: GPUs 0 and 1 (harness: rank r uses GPU r).
-"${T}/test_gpu_coll_bench" 2 ${sweep} >"${OUT}/bench_2.log" 2>&1 || echo "-- bench 2: FAILED"
-[ "${ngpu}" -ge 4 ] && { "${T}/test_gpu_coll_bench" 4 ${sweep} >"${OUT}/bench_4.log" 2>&1 || echo "-- bench 4: FAILED"; }
+timeout "${limit}" "${T}/test_gpu_coll_bench" 2 ${sweep} >"${OUT}/bench_2.log" 2>&1 || echo "-- bench 2: FAILED"
+[ "${ngpu}" -ge 4 ] && { timeout "${limit}" "${T}/test_gpu_coll_bench" 4 ${sweep} >"${OUT}/bench_4.log" 2>&1 || echo "-- bench 4: FAILED"; }
 
 echo
 echo "================ kccl GPU collectives ($(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1), ${ngpu} GPUs) ================"
 for r in "${rows[@]}"; do echo "${r}"; done
 echo
-printf '%-10s %2s %10s %9s %9s %8s %8s %6s %s\n' coll n bytes kccl_us nccl_us kccl_bw nccl_bw wrong "ll/ll2/zc us"
+printf '%-10s %2s %10s %9s %9s %8s %8s %6s %s\n' coll n bytes kccl_us nccl_us kccl_bw nccl_bw wrong "ll/ll2/zc/ce us"
 cat "${OUT}"/bench_*.log 2>/dev/null | awk '/^RESULT /{
-    extra = ($15 == "ll_us") ? sprintf("%s/%s/%s", $16, $18, $20) : "";
+    extra = ($15 == "ll_us") ? sprintf("%s/%s/%s/%s", $16, $18, $20, $22) : "";
     printf "%-10s %2s %10s %9s %9s %8s %8s %6s %s\n", $2, $3, $4, $6, $8, $10, $12, $14, extra }'
 exit ${status}

@@ -13,8 +13,8 @@
  *      ~1 MiB, odd counts, each also in place or at misaligned offsets that
  *      differ between ranks (so the zero-copy kernels' narrow path runs), with
  *      the built-in algorithm choice;
- *   2. the same for each algorithm forced through KCCL_COLL_ALGO (ll, ll2, zc),
- *      including LL in several chunks (sizes above one scratch slot);
+ *   2. the same for each algorithm forced through KCCL_COLL_ALGO (ll, ll2, zc,
+ *      ce), including LL in several chunks (sizes above one scratch slot);
  *   3. 64 MiB per kind;
  *   4. CUDA graphs: one graph holding several collectives of different
  *      algorithms, replayed many times with fresh inputs each time (the
@@ -164,7 +164,7 @@ static int stage_inputs(ctx_t *x, const tcase_t *c, uint64_t seed, size_t base, 
         put_bits(&host[i * es], es, bits);
     }
     int gh_rank = x->rank;
-    size_t span = 2 * GUARD + (nin > nout ? nin : nout) * es;
+    size_t span = 3 * GUARD + (nin > nout ? nin : nout) * es; /* + misaligned offsets */
     GH_CUDA(cudaMemset(x->recv_pool + base, POISON, span));
     if (!c->inplace)
         GH_CUDA(cudaMemset(x->send_pool + base, POISON, span));
@@ -374,7 +374,8 @@ static int rank_main(int rank, int n, const kccl_unique_id_t *id, const kccl_boo
     const size_t forced[] = {1, 5, 4099, 262147, 1200007};
     if (run_matrix(&x, "ll", forced, 5, 2, two, 0xF, &seed) ||
         run_matrix(&x, "ll2", forced, 5, 2, two, 0x1, &seed) ||
-        run_matrix(&x, "zc", forced, 5, 2, two, 0xF, &seed))
+        run_matrix(&x, "zc", forced, 5, 2, two, 0xF, &seed) ||
+        run_matrix(&x, "ce", forced, 5, 2, two, 0x3, &seed))
         return 1;
     if (rank == 0)
         printf("matrix: %ld cases in %.1f s\n", x.cases, gh_now() - t0);
@@ -390,13 +391,18 @@ static int rank_main(int rank, int n, const kccl_unique_id_t *id, const kccl_boo
         }
     /* 4. graphs: LL, LL2 and zero-copy kernels in one graph, 50 replays */
     tcase_t g[3] = {{0, KCCL_FLOAT32, KCCL_SUM, 256, 0, 0, 0},
-                    {0, KCCL_BFLOAT16, KCCL_AVG, 300001, 1, 0, 0},
+                    {0, KCCL_BFLOAT16, KCCL_AVG, 200001, 1, 0, 0},
                     {1, KCCL_FLOAT32, KCCL_SUM, 1 << 20, 0, 0, 0}};
     if (run_graph(&x, g, 3, quick ? 10 : 50, "auto"))
         return 1;
     tcase_t g2[2] = {{2, KCCL_FLOAT16, KCCL_MAX, 4097, 0, 1, 0},
                      {3, KCCL_INT32, KCCL_SUM, 777777, 0, 0, 1 % n}};
     if (run_graph(&x, g2, 2, quick ? 10 : 30, "auto"))
+        return 1;
+    /* copy-engine all-reduce and all-gather (auto above 8 MiB) in a graph */
+    tcase_t g3[2] = {{0, KCCL_FLOAT32, KCCL_SUM, 3000017, 0, 0, 0},
+                     {1, KCCL_BFLOAT16, KCCL_SUM, 2 << 20, 1, 0, 0}};
+    if (run_graph(&x, g3, 2, quick ? 5 : 20, "auto"))
         return 1;
     GH_OK(kccl_bootstrap_barrier(kccl_comm_bootstrap(x.comm)));
     printf("[rank %d] %ld cases, %ld failed (%.1f s)\n", rank, x.cases, x.failures, gh_now() - t0);

@@ -10,8 +10,8 @@
  * tests/gpu/run_gpu_coll.sh times.
  *
  * Usage: test_gpu_coll_bench nranks [--sweep] [--max-bytes B]
- *   --sweep: also time each forced algorithm (KCCL_COLL_ALGO=ll/ll2/zc) up to
- *   16 MiB, for the selection table.
+ *   --sweep: also time each forced algorithm (KCCL_COLL_ALGO=ll/ll2 up to
+ *   16 MiB, zc/ce from 256 KiB), for the selection table.
  * NCCL: KCCL_NCCL_LIB=/path/libnccl.so.2 (default: libnccl.so.2 on the loader
  * path); without it only kccl is timed.
  */
@@ -170,11 +170,11 @@ static double busbw(int coll, int n, size_t bytes, double us)
 static int bench_coll(bctx_t *b, int coll)
 {
     int gh_rank = b->rank;
-    static const char *const algos[] = {"ll", "ll2", "zc"};
+    static const char *const algos[] = {"ll", "ll2", "zc", "ce"};
     size_t lo = coll == 0 ? 1024 : 65536, hi = coll == 0 ? b->max_bytes : b->max_bytes / 4;
     for (size_t bytes = lo; bytes <= hi; bytes *= 4) {
         size_t count = coll == 0 ? bytes / 4 : bytes / 4 / (size_t)b->n;
-        double k_us = 0, n_us = 0, a_us[3] = {0, 0, 0};
+        double k_us = 0, n_us = 0, a_us[4] = {0, 0, 0, 0};
         setenv("KCCL_COLL_ALGO", "auto", 1);
         GH_CUDA(cudaMemset(b->recv, 0x7F, bytes));
         if (time_one(b, 0, coll, count, &k_us))
@@ -182,10 +182,17 @@ static int bench_coll(bctx_t *b, int coll)
         int wrong = count_wrong(b, coll, count);
         if (b->have_nccl && time_one(b, 1, coll, count, &n_us))
             return 1;
-        for (int a = 0; b->sweep && coll == 0 && bytes <= (16u << 20) && a < 3; a++) {
+        for (int a = 0; b->sweep && a < 4; a++) {
+            int small = bytes <= (16u << 20), large = bytes >= (256u << 10);
+            if ((a < 2 && !small) || (a >= 2 && !large) || (a == 1 && coll != 0))
+                continue;
             setenv("KCCL_COLL_ALGO", algos[a], 1);
+            GH_CUDA(cudaMemset(b->recv, 0x7F, bytes));
             if (time_one(b, 0, coll, count, &a_us[a]))
                 return 1;
+            int w = count_wrong(b, coll, count);
+            GH_CHECK(w == 0, "%s %s %zu bytes: %d of 1025 sampled elements wrong",
+                     coll ? "all_gather" : "all_reduce", algos[a], bytes, w);
         }
         if (b->rank == 0) {
             printf("RESULT %s %d %zu kccl_us %.2f nccl_us %.2f kccl_busbw %.1f nccl_busbw %.1f "
@@ -193,8 +200,9 @@ static int bench_coll(bctx_t *b, int coll)
                    coll ? "all_gather" : "all_reduce", b->n, bytes, k_us, n_us,
                    busbw(coll, b->n, bytes, k_us), n_us > 0 ? busbw(coll, b->n, bytes, n_us) : 0,
                    wrong);
-            if (a_us[0] > 0)
-                printf(" ll_us %.2f ll2_us %.2f zc_us %.2f", a_us[0], a_us[1], a_us[2]);
+            if (b->sweep)
+                printf(" ll_us %.2f ll2_us %.2f zc_us %.2f ce_us %.2f", a_us[0], a_us[1], a_us[2],
+                       a_us[3]);
             printf("\n");
             fflush(stdout);
         }

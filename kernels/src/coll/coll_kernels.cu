@@ -153,6 +153,31 @@ __device__ __forceinline__ void store_word(void *base, size_t n, size_t k, uint6
             b[i0 + j] = w.e[j];
 }
 
+/* ---- step numbers ----
+ * One counter per rank (epoch[0]); epoch[1] counts the blocks of the running kernel
+ * that finished. Every block reads the step on entry; the last block to finish
+ * stores the next one, when every block has read it. Slot words are shared by
+ * blocks of launches with different grids, so their flags must come from one
+ * monotonic sequence, not one per block. */
+__device__ __forceinline__ uint64_t epoch_begin(const kccl_cg_launch_t &p)
+{
+    return *(volatile const uint64_t *)p.epoch;
+}
+
+__device__ __forceinline__ void epoch_end(const kccl_cg_launch_t &p, uint64_t next)
+{
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        unsigned long long done = atomicAdd((unsigned long long *)&p.epoch[1], 1ull);
+        if (done == gridDim.x - 1) {
+            p.epoch[1] = 0;
+            *(volatile uint64_t *)p.epoch = next;
+            __threadfence();
+        }
+    }
+}
+
 /* ---- LL ---- */
 
 __device__ __forceinline__ kccl_ll_packet_t *ll_slot(void *scratch, int area, uint64_t flag,
@@ -230,7 +255,7 @@ template <int DT, int OP> __global__ void __launch_bounds__(512) ll_kernel(kccl_
     const int b = blockIdx.x, me = p.rank, n = p.nranks;
     const size_t tid = (size_t)b * blockDim.x + threadIdx.x,
                  stride = (size_t)gridDim.x * blockDim.x;
-    const uint64_t e = p.epoch[b], f1 = e + 1, f2 = e + 2;
+    const uint64_t e = epoch_begin(p), f1 = e + 1, f2 = e + 2;
     const size_t cnt = p.count, words = (cnt + P::N - 1) / P::N;
     const char *send = (const char *)p.send;
     char *recv = (char *)p.recv;
@@ -311,9 +336,7 @@ template <int DT, int OP> __global__ void __launch_bounds__(512) ll_kernel(kccl_
         }
         ll_presence(p, f1);
     }
-    __syncthreads();
-    if (threadIdx.x == 0)
-        p.epoch[b] = (p.kind == KCCL_CG_ALL_REDUCE && p.algo == KCCL_CG_LL2) ? f2 : f1;
+    epoch_end(p, (p.kind == KCCL_CG_ALL_REDUCE && p.algo == KCCL_CG_LL2) ? f2 : f1);
 }
 
 /* ---- zero-copy ---- */
@@ -429,7 +452,7 @@ __global__ void __launch_bounds__(512, 2) zc_kernel(kccl_cg_launch_t p)
     typedef typename elem<DT>::raw Rw;
     enum { V = 16 / sizeof(Rw) };
     const int b = blockIdx.x, me = p.rank, n = p.nranks;
-    const uint64_t e = p.epoch[b];
+    const uint64_t e = epoch_begin(p);
     const size_t es = sizeof(Rw), cnt = p.count;
     const size_t unit = (size_t)blockDim.x * V, ustride = unit * gridDim.x;
     const size_t first = (size_t)b * unit + (size_t)threadIdx.x * V;
@@ -443,7 +466,12 @@ __global__ void __launch_bounds__(512, 2) zc_kernel(kccl_cg_launch_t p)
         for (size_t o = first; o < len; o += ustride) {
             pack<DT, 16> r;
             zc_reduce<DT, OP, V>(p, off, o, len, r.e, VEC);
-            zc_store<DT, V>(p.peer_recv, n, me, 0, off, o, len, r, VEC);
+            if (p.phase == 1) {
+                void *own = p.recv;
+                zc_store<DT, V>(&own, 1, 0, 0, off, o, len, r, VEC);
+            } else {
+                zc_store<DT, V>(p.peer_recv, n, me, 0, off, o, len, r, VEC);
+            }
         }
     } else if (p.kind == KCCL_CG_REDUCE_SCATTER) {
         for (size_t o = first; o < cnt; o += ustride) {
@@ -468,9 +496,21 @@ __global__ void __launch_bounds__(512, 2) zc_kernel(kccl_cg_launch_t p)
                 zc_store<DT, V>(&own, 1, 0, 0, 0, o, cnt, v, VEC);
             }
     }
+    if (p.phase == 1) { /* reduce-only half of the copy-engine all-reduce: no closing barrier */
+        epoch_end(p, e + 1);
+        return;
+    }
     zc_barrier(p, e + 2, p.kind == KCCL_CG_ALL_REDUCE || p.kind == KCCL_CG_ALL_GATHER);
-    if (threadIdx.x == 0)
-        p.epoch[b] = e + 2;
+    epoch_end(p, e + 2);
+}
+
+/* One block: block 0 of every rank meets (release: after this rank's copy-engine writes
+ * into peers, which completed earlier in stream order). */
+__global__ void __launch_bounds__(32) bar_kernel(kccl_cg_launch_t p)
+{
+    const uint64_t e = epoch_begin(p);
+    zc_barrier(p, e + 1, 1);
+    epoch_end(p, e + 1);
 }
 
 /* ---- dispatch ---- */
@@ -489,22 +529,49 @@ __global__ void __launch_bounds__(512, 2) zc_kernel(kccl_cg_launch_t p)
 static const void *const ll_tab[4][4] = TAB(ll_kernel);
 static const void *const zc_tab[2][4][4] = {TAB(zc_kernel, , 0), TAB(zc_kernel, , 1)};
 
+/* SMs and resident blocks per SM of fn at threads, cached (one process, one GPU). */
+static cudaError_t resident_blocks(const void *fn, int threads, int *nsm, int *per_sm)
+{
+    static struct {
+        const void *fn;
+        int threads, nsm, per_sm;
+    } cache[512];
+    static int used;
+    for (int i = 0; i < used; i++)
+        if (cache[i].fn == fn && cache[i].threads == threads) {
+            *nsm = cache[i].nsm;
+            *per_sm = cache[i].per_sm;
+            return cudaSuccess;
+        }
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(nsm, cudaDevAttrMultiProcessorCount, dev);
+    if (e == cudaSuccess)
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, fn, threads, 0);
+    if (e == cudaSuccess && used < 512) {
+        cache[used].fn = fn;
+        cache[used].threads = threads;
+        cache[used].nsm = *nsm;
+        cache[used].per_sm = *per_sm;
+        used++;
+    }
+    return e;
+}
+
 extern "C" int kccl_cg_launch(const kccl_cg_launch_t *l)
 {
     if ((unsigned)l->dtype >= 4 || (unsigned)l->op >= 4 || l->blocks < 1 ||
         l->blocks > KCCL_CG_MAX_BLOCKS || l->nranks > MAXR)
         return (int)cudaErrorInvalidValue;
-    const void *fn = l->algo == KCCL_CG_ZC ? zc_tab[l->aligned ? 1 : 0][l->dtype][l->op]
-                                           : ll_tab[l->dtype][l->op];
+    const void *fn = l->algo == KCCL_CG_ZC        ? zc_tab[l->aligned ? 1 : 0][l->dtype][l->op]
+                     : l->algo == KCCL_CG_BARRIER ? (const void *)bar_kernel
+                                                  : ll_tab[l->dtype][l->op];
     kccl_cg_launch_t p = *l;
     /* Blocks of one rank wait for the same blocks of its peers: the whole grid must be
      * resident at once, or a waiting block could hold the SM a partner needs. */
-    int dev = 0, nsm = 0, per_sm = 0;
-    cudaError_t e = cudaGetDevice(&dev);
-    if (e == cudaSuccess)
-        e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
-    if (e == cudaSuccess)
-        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, l->threads, 0);
+    int nsm = 0, per_sm = 0;
+    cudaError_t e = resident_blocks(fn, l->threads, &nsm, &per_sm);
     if (e != cudaSuccess)
         return (int)e;
     if (p.blocks > nsm * per_sm)
@@ -524,8 +591,9 @@ extern "C" int kccl_cg_preload(void)
     cudaFuncAttributes a;
     for (int d = 0; d < 4; d++)
         for (int o = 0; o < 4; o++) {
-            const void *fns[3] = {ll_tab[d][o], zc_tab[0][d][o], zc_tab[1][d][o]};
-            for (int i = 0; i < 3; i++) {
+            const void *fns[4] = {ll_tab[d][o], zc_tab[0][d][o], zc_tab[1][d][o],
+                                  (const void *)bar_kernel};
+            for (int i = 0; i < 4; i++) {
                 cudaError_t e = cudaFuncGetAttributes(&a, fns[i]);
                 if (e != cudaSuccess)
                     return (int)e;
