@@ -5,7 +5,10 @@
  * using the fake GPU table from the transport tests), and a rank killed
  * while the others are inside an all-reduce: each survivor returns
  * KCCL_ERR_REMOTE naming the lost rank long before the deadline, and the
- * communicator then refuses further collectives instead of hanging.
+ * communicator then refuses further collectives instead of hanging. And a
+ * rank that stays alive but never joins: the others give up at the
+ * communicator's deadline (one with KCCL_ERR_TIMED_OUT naming the peer it
+ * waited for, the other hearing that it gave up), not later.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,11 +157,70 @@ static void test_coll_peer_killed(void **state)
     mp_free(mp);
 }
 
+/* ------------------------------------------- a rank that stops calling */
+
+#define STALL_TIMEOUT_MS (1500 * KCCL_ITEST_SLOWDOWN)
+
+static int stalled_proc(mp_t *mp, int rank, void *arg)
+{
+    kill_case_t *kc = arg;
+    kccl_comm_t comm;
+    float buf[1024] = {0};
+    (void)mp;
+    MP_CHECK_OK(kccl_comm_init_rank(&kc->id, rank, 3, &kc->opts, &comm));
+    MP_CHECK_OK(kccl_all_reduce(buf, buf, 1024, KCCL_FLOAT32, KCCL_SUM, comm, NULL));
+    if (rank == 2) { /* alive, connected, but never joins the second all-reduce */
+        mp_sleep_ms(3LL * STALL_TIMEOUT_MS);
+        kccl_comm_destroy(comm);
+        return 0;
+    }
+    int64_t t0 = mp_now_ms();
+    kccl_status_t st = kccl_all_reduce(buf, buf, 1024, KCCL_FLOAT32, KCCL_SUM, comm, NULL);
+    int64_t took = mp_now_ms() - t0;
+    snprintf(mp_self()->err, sizeof(mp_self()->err), "%s", kccl_last_error());
+    MP_CHECK(st == KCCL_ERR_TIMED_OUT || st == KCCL_ERR_REMOTE || st == KCCL_ERR_ABORTED,
+             "all-reduce with a silent rank: %s: %s", kccl_status_name(st), kccl_last_error());
+    MP_CHECK(took >= STALL_TIMEOUT_MS / 2 && took < 2LL * STALL_TIMEOUT_MS,
+             "gave up after %lld ms; the deadline is %d ms", (long long)took, STALL_TIMEOUT_MS);
+    /* Whoever reaches its deadline first says so (rank 0 waits on rank 2, rank 1 on rank 0:
+     * which one that is depends on scheduling); the other hears that it gave up. */
+    MP_CHECK(strstr(kccl_last_error(), "timed out") || strstr(kccl_last_error(), "gave up"),
+             "the error says neither: %s", kccl_last_error());
+    mp_self()->status = st;
+    kccl_comm_destroy(comm);
+    return 0;
+}
+
+static void test_coll_deadline(void **state)
+{
+    (void)state;
+    kill_case_t kc;
+    mp_test_opts(&kc.opts, STALL_TIMEOUT_MS);
+    mp_make_id(&kc.opts, &kc.id);
+    mp_opts_t mo = {.name = "coll_stalled",
+                    .nprocs = 3,
+                    .deadline_ms = 10LL * STALL_TIMEOUT_MS,
+                    .fn = stalled_proc,
+                    .arg = &kc,
+                    .ids = &kc.id,
+                    .nids = 1,
+                    .root_proc = 0};
+    mp_t *mp = mp_start(&mo);
+    mp_wait_all(mp);
+    mp_assert_all_ok(mp);
+    for (int r = 0; r < 2; r++)
+        print_message("rank %d: %s\n", r, mp_slot(mp, r)->err);
+    assert_true(mp_slot(mp, 0)->status == KCCL_ERR_TIMED_OUT ||
+                mp_slot(mp, 1)->status == KCCL_ERR_TIMED_OUT);
+    mp_free(mp);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_coll_bad_args, mp_cleanup_all),
         cmocka_unit_test_teardown(test_coll_peer_killed, mp_cleanup_all),
+        cmocka_unit_test_teardown(test_coll_deadline, mp_cleanup_all),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
