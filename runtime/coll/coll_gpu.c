@@ -197,11 +197,14 @@ static int clampi(size_t v, int lo, int hi)
     return v < (size_t)lo ? lo : (v > (size_t)hi ? hi : (int)v);
 }
 
-/* LL grid: one 8-byte word per thread, up to 64 blocks of 512 (grid-stride beyond). */
+/* LL grid: one 8-byte word per thread over as many SMs as possible (up to 64 blocks of at
+ * least 64 threads; each SM's share of the NVLink store rate is what 64 KiB on 4 ranks
+ * waits for), grid-stride beyond 64 x 512 words. */
 static void ll_grid(kccl_cg_launch_t *l, size_t words)
 {
-    l->threads = clampi((words + 31) / 32 * 32, 64, 512);
-    l->blocks = clampi((words + (size_t)l->threads - 1) / (size_t)l->threads, 1, 64);
+    l->blocks = clampi((words + 63) / 64, 1, 64);
+    size_t per = (words + (size_t)l->blocks - 1) / (size_t)l->blocks;
+    l->threads = clampi((per + 31) / 32 * 32, 64, 512);
 }
 
 /* LL and LL2 through the scratch slots, in chunks of what one slot carries. */
