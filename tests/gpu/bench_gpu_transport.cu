@@ -9,6 +9,10 @@
  *   sig_rtt     signal + wait round trip between two GPUs, microseconds
  *               (one kernel per side, 10^5 ping-pongs timed with %globaltimer);
  *               sig_rtt_relaxed: the same with signals that order no data
+ *   ll_rtt      the same round trip with the signal carried by the data: LL
+ *               packets (kccl_ll.cuh, 8 data bytes + flag per 16-byte store)
+ *               written into the peer's mapping; 1 thread (8 B) and a warp
+ *               (256 B) per message, every received word checked
  *   pc_put      port-channel put through the proxy (cuda_ipc copies), GB/s,
  *               and empty-trigger rate through the FIFO, million triggers/s
  *   init        kccl_comm_init_rank on nranks GPUs after CUDA is initialised,
@@ -31,6 +35,7 @@
 
 #include "gpu_harness.h"
 #include "kccl/kccl_channel.cuh"
+#include "kccl/kccl_ll.cuh"
 
 static const char *json_path;
 
@@ -76,6 +81,37 @@ __global__ void pingpong_kernel(kccl_memory_channel_dev_t c, int initiator, int 
             kccl_mc_wait(&c);
     }
     *ns = kccl_globaltimer() - t0;
+}
+
+/* LL ping-pong: each lane sends one packet (8 data bytes) per message into the peer's
+ * mapping (c.remote, the peer's receive buffer) at byte off, and waits for the peer's packet
+ * at the same offset of its own receive buffer (inbox).
+ * The flag is the message number (packets there must start zeroed); data = f(message, lane),
+ * counted into *bad when a received word is wrong. */
+__global__ void ll_pingpong_kernel(kccl_memory_channel_dev_t c, const void *inbox, int initiator,
+                                   int iters, int lanes, uint64_t off, unsigned long long *ns,
+                                   unsigned long long *bad)
+{
+    if ((int)threadIdx.x >= lanes)
+        return;
+    kccl_ll_packet_t *out = (kccl_ll_packet_t *)((char *)c.remote + off) + threadIdx.x;
+    const kccl_ll_packet_t *in =
+        (const kccl_ll_packet_t *)((const char *)inbox + off) + threadIdx.x;
+    unsigned long long wrong = 0;
+    uint64_t t0 = kccl_globaltimer();
+    for (int i = 1; i <= iters; i++) {
+        uint64_t want = (uint64_t)i * 0x9E3779B97F4A7C15ull ^ threadIdx.x;
+        if (!initiator)
+            wrong += kccl_ll_load(in, (uint32_t)i) != want;
+        kccl_ll_store(out, want, (uint32_t)i);
+        if (initiator)
+            wrong += kccl_ll_load(in, (uint32_t)i) != want;
+    }
+    uint64_t t = kccl_globaltimer() - t0;
+    if (threadIdx.x == 0)
+        *ns = t;
+    if (wrong)
+        atomicAdd(bad, wrong);
 }
 
 __global__ void pc_bw_kernel(kccl_port_channel_dev_t c, uint64_t bytes, uint32_t chunk)
@@ -217,6 +253,30 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
         if (rank == 0)
             result(relaxed ? "sig_rtt_relaxed" : "sig_rtt", (double)hns / iters / 1e3, "us");
     }
+    GH_OK(pair_sync(bs, peer, &seq));
+
+    /* 2b. the same round trip with LL packets: the flag travels inside the data */
+    unsigned long long *bad;
+    GH_CUDA(cudaMalloc(&bad, sizeof(*bad)));
+    const int lane_counts[] = {1, 32};
+    for (int lanes : lane_counts) {
+        /* a fresh, zeroed packet area per run (flags restart at 1) */
+        const uint64_t ll_off = slot - (64u << 10) * (lanes == 1 ? 1 : 2);
+        GH_CUDA(cudaMemset((char *)rbuf + ll_off, 0, 64u << 10));
+        GH_CUDA(cudaMemset(bad, 0, sizeof(*bad)));
+        GH_CUDA(cudaDeviceSynchronize());
+        GH_OK(pair_sync(bs, peer, &seq));
+        ll_pingpong_kernel<<<1, 32>>>(mh, rbuf, rank == 0, iters, lanes, ll_off, ns, bad);
+        GH_CUDA(cudaGetLastError());
+        GH_CUDA(cudaDeviceSynchronize());
+        unsigned long long hns, hbad;
+        GH_CUDA(cudaMemcpy(&hns, ns, sizeof(hns), cudaMemcpyDeviceToHost));
+        GH_CUDA(cudaMemcpy(&hbad, bad, sizeof(hbad), cudaMemcpyDeviceToHost));
+        GH_CHECK(hbad == 0, "ll ping-pong (%d lanes): %llu wrong words", lanes, hbad);
+        if (rank == 0)
+            result(lanes == 1 ? "ll_rtt_8B" : "ll_rtt_256B", (double)hns / iters / 1e3, "us");
+    }
+    GH_CUDA(cudaFree(bad));
     GH_OK(pair_sync(bs, peer, &seq));
 
     /* 3. port channel through the proxy */
