@@ -170,7 +170,7 @@ static int choose(const kccl_cg_state_t *s, const kccl_coll_args_t *a, size_t by
         return KCCL_CG_LL;
     if (a->kind == KCCL_COLL_ALL_REDUCE && bytes <= ll2_max)
         return KCCL_CG_LL2;
-    size_t ce_min = (size_t)8 << 20;
+    size_t ce_min = s->n <= 2 ? ((size_t)64 << 20) : ((size_t)8 << 20);
     if (s->ce_min >= 0)
         ce_min = (size_t)s->ce_min;
     return ce_ok && bytes >= ce_min ? KCCL_CG_CE : KCCL_CG_ZC;
@@ -202,7 +202,7 @@ static int clampi(size_t v, int lo, int hi)
  * waits for), grid-stride beyond 64 x 512 words. */
 static void ll_grid(kccl_cg_launch_t *l, size_t words)
 {
-    l->blocks = clampi((words + 63) / 64, 1, 64);
+    l->blocks = clampi((words + 63) / 64, 1, KCCL_CG_LL_MAX_BLOCKS);
     size_t per = (words + (size_t)l->blocks - 1) / (size_t)l->blocks;
     l->threads = clampi((per + 31) / 32 * 32, 64, 512);
 }

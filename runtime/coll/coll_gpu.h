@@ -13,12 +13,14 @@
  *                                 = second step of two-step algorithms; parity
  *                                 = step number & 1
  *
- * Step numbers: epoch[0] lives in device memory (this rank's, not shared);
- * every block of a kernel reads it on entry and uses epoch+1, epoch+2, ... as
- * its flag values; the kernel's last block to finish stores the last one used
- * (epoch[1] counts finished blocks). Ranks run the same sequence of launches,
- * so the counter agrees on every rank, also across CUDA-graph replays (the
- * host never writes it).
+ * Step numbers: epoch[b] (device memory, this rank's) is block b's counter;
+ * block b of every kernel reads it on entry, uses epoch+1, epoch+2, ... as
+ * its flag values and stores the last one used on exit. Block b alone uses
+ * flags[b][*] and block b's part of every LL slot (packets [b, b+1) x
+ * KCCL_CG_LL_BLOCK_PACKETS, whatever the grid), so every location sees one
+ * monotonic sequence. Ranks run the same sequence of launches with the same
+ * grids, so the counters agree on every rank, also across CUDA-graph replays
+ * (the host never writes them).
  */
 #ifndef KCCL_COLL_GPU_INT_H
 #define KCCL_COLL_GPU_INT_H
@@ -26,11 +28,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KCCL_CG_MAX_RANKS     8
-#define KCCL_CG_MAX_BLOCKS    512
-#define KCCL_CG_FLAGS_BYTES   ((size_t)KCCL_CG_MAX_BLOCKS * KCCL_CG_MAX_RANKS * 8)
-#define KCCL_CG_LL_PAYLOAD    ((size_t)512 << 10)      /* data bytes per LL slot */
-#define KCCL_CG_LL_SLOT_BYTES (2 * KCCL_CG_LL_PAYLOAD) /* 8 B data per 16 B packet */
+#define KCCL_CG_MAX_RANKS        8
+#define KCCL_CG_MAX_BLOCKS       512
+#define KCCL_CG_FLAGS_BYTES      ((size_t)KCCL_CG_MAX_BLOCKS * KCCL_CG_MAX_RANKS * 8)
+#define KCCL_CG_LL_PAYLOAD       ((size_t)512 << 10)      /* data bytes per LL slot */
+#define KCCL_CG_LL_SLOT_BYTES    (2 * KCCL_CG_LL_PAYLOAD) /* 8 B data per 16 B packet */
+#define KCCL_CG_LL_MAX_BLOCKS    64 /* an LL launch's grid; block b owns packets [b, b+1) * BP */
+#define KCCL_CG_LL_BLOCK_PACKETS (KCCL_CG_LL_PAYLOAD / 8 / KCCL_CG_LL_MAX_BLOCKS)
 #define KCCL_CG_SCRATCH_BYTES                                                                      \
     (KCCL_CG_FLAGS_BYTES + (size_t)2 * 2 * KCCL_CG_MAX_RANKS * KCCL_CG_LL_SLOT_BYTES)
 

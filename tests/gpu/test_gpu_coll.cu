@@ -170,6 +170,9 @@ static int stage_inputs(ctx_t *x, const tcase_t *c, uint64_t seed, size_t base, 
         GH_CUDA(cudaMemset(x->send_pool + base, POISON, span));
     if (c->kind != 3 || x->rank == c->root || c->inplace)
         GH_CUDA(cudaMemcpy(send, host.data(), nin * es, cudaMemcpyHostToDevice));
+    /* a pageable cudaMemcpy may return before its DMA lands, and the collective runs on a
+     * non-blocking stream: wait for the legacy stream's work (first run: poisoned inputs) */
+    GH_CUDA(cudaDeviceSynchronize());
     return 0;
 }
 

@@ -5,9 +5,10 @@
  * grid and chunking and fills a kccl_cg_launch_t (coll_gpu.h, which also
  * describes the scratch layout and the per-block step counters).
  *
- * Work split: block b of every rank handles the same elements (grid-stride
- * over packets or 16-byte units with the same grid on every rank), so block b
- * only ever synchronises with block b of its peers: no grid-wide barrier.
+ * Work split: block b of every rank handles the same elements (a range of
+ * packets, or grid-stride 16-byte units, with the same grid on every rank), so
+ * block b only ever synchronises with block b of its peers: no grid-wide
+ * barrier. Block b's LL packets always sit in block b's part of each slot.
  *
  * LL (one step): every rank writes its data as LL packets into each peer's
  * slot [its rank]; each rank then reads the packets of every source (waiting
@@ -154,28 +155,19 @@ __device__ __forceinline__ void store_word(void *base, size_t n, size_t k, uint6
 }
 
 /* ---- step numbers ----
- * One counter per rank (epoch[0]); epoch[1] counts the blocks of the running kernel
- * that finished. Every block reads the step on entry; the last block to finish
- * stores the next one, when every block has read it. Slot words are shared by
- * blocks of launches with different grids, so their flags must come from one
- * monotonic sequence, not one per block. */
+ * epoch[b] is block b's step counter (coll_gpu.h): read on entry, the last step
+ * used stored on exit. Only block b ever touches flags[b][*] and the packets of
+ * block b's part of every slot, so each location sees one monotonic sequence. */
 __device__ __forceinline__ uint64_t epoch_begin(const kccl_cg_launch_t &p)
 {
-    return *(volatile const uint64_t *)p.epoch;
+    return p.epoch[blockIdx.x];
 }
 
 __device__ __forceinline__ void epoch_end(const kccl_cg_launch_t &p, uint64_t next)
 {
     __syncthreads();
-    if (threadIdx.x == 0) {
-        __threadfence();
-        unsigned long long done = atomicAdd((unsigned long long *)&p.epoch[1], 1ull);
-        if (done == gridDim.x - 1) {
-            p.epoch[1] = 0;
-            *(volatile uint64_t *)p.epoch = next;
-            __threadfence();
-        }
-    }
+    if (threadIdx.x == 0)
+        p.epoch[blockIdx.x] = next;
 }
 
 /* ---- LL ---- */
@@ -253,90 +245,100 @@ template <int DT, int OP> __global__ void __launch_bounds__(512) ll_kernel(kccl_
 {
     typedef pack<DT, 8> P;
     const int b = blockIdx.x, me = p.rank, n = p.nranks;
-    const size_t tid = (size_t)b * blockDim.x + threadIdx.x,
-                 stride = (size_t)gridDim.x * blockDim.x;
     const uint64_t e = epoch_begin(p), f1 = e + 1, f2 = e + 2;
     const size_t cnt = p.count, words = (cnt + P::N - 1) / P::N;
     const char *send = (const char *)p.send;
     char *recv = (char *)p.recv;
     const size_t es = sizeof(typename elem<DT>::raw);
+    /* Block b owns words [k0, k1) of this launch and packets [b * BP, (b + 1) * BP) of
+     * every slot, whatever the grid: its own step counter then orders every packet it
+     * ever reads or writes. */
+    const int two = p.kind == KCCL_CG_ALL_REDUCE && p.algo == KCCL_CG_LL2;
+    size_t R = (cnt + n - 1) / n;
+    R = (R + P::N - 1) / P::N * P::N;
+    const size_t span = two ? R / P::N : words, W = (span + gridDim.x - 1) / gridDim.x;
+    const size_t k0 = (size_t)b * W, k1 = k0 + W < span ? k0 + W : span;
+#define SLOT(k)     ((size_t)b * KCCL_CG_LL_BLOCK_PACKETS + ((k)-k0))
+#define FOR_K(cond) for (size_t k = k0 + threadIdx.x; k < k1 && (cond); k += blockDim.x)
 
     if (p.kind == KCCL_CG_ALL_REDUCE && p.algo == KCCL_CG_LL) {
-        for (size_t k = tid; k < words; k += stride)
-            ll_send_all<DT>(p, 0, f1, load_word<DT>(send, cnt, k), k);
-        for (size_t k = tid; k < words; k += stride)
-            store_word<DT>(recv, cnt, k,
-                           ll_reduce_word<DT, OP>(p, 0, f1, load_word<DT>(send, cnt, k), k));
+        FOR_K(1)
+        ll_send_all<DT>(p, 0, f1, load_word<DT>(send, cnt, k), SLOT(k));
+        FOR_K(1)
+        store_word<DT>(recv, cnt, k,
+                       ll_reduce_word<DT, OP>(p, 0, f1, load_word<DT>(send, cnt, k), SLOT(k)));
     } else if (p.kind == KCCL_CG_ALL_REDUCE) { /* LL2 */
-        size_t R = (cnt + n - 1) / n;
-        R = (R + P::N - 1) / P::N * P::N;
-        const size_t rw = R / P::N;
 #define REGION_LEN(q)                                                                              \
     ((size_t)(q)*R >= cnt ? 0 : (cnt - (size_t)(q)*R < R ? cnt - (size_t)(q)*R : R))
-        for (size_t k = tid; k < rw; k += stride)
-            for (int i = 1; i < n; i++) {
-                int q = (me + i) % n;
-                size_t len = REGION_LEN(q);
-                if (k * P::N < len)
-                    kccl_ll_store(ll_slot(p.peer_scratch[q], 0, f1, me) + k,
-                                  load_word<DT>(send + q * R * es, len, k), (uint32_t)f1);
-            }
+        FOR_K(1)
+        for (int i = 1; i < n; i++) {
+            int q = (me + i) % n;
+            size_t len = REGION_LEN(q);
+            if (k * P::N < len)
+                kccl_ll_store(ll_slot(p.peer_scratch[q], 0, f1, me) + SLOT(k),
+                              load_word<DT>(send + q * R * es, len, k), (uint32_t)f1);
+        }
         const size_t mylen = REGION_LEN(me);
-        for (size_t k = tid; k * P::N < mylen; k += stride) {
-            uint64_t w =
-                ll_reduce_word<DT, OP>(p, 0, f1, load_word<DT>(send + me * R * es, mylen, k), k);
+        FOR_K(k * P::N < mylen)
+        {
+            uint64_t w = ll_reduce_word<DT, OP>(
+                p, 0, f1, load_word<DT>(send + me * R * es, mylen, k), SLOT(k));
             store_word<DT>(recv + me * R * es, mylen, k, w);
-            ll_send_all<DT>(p, 1, f2, w, k);
+            ll_send_all<DT>(p, 1, f2, w, SLOT(k));
         }
         for (int i = 1; i < n; i++) {
             int src = (me + i) % n;
             size_t len = REGION_LEN(src);
-            for (size_t k = tid; k * P::N < len; k += stride)
-                store_word<DT>(recv + src * R * es, len, k,
-                               kccl_ll_load(ll_slot(p.scratch, 1, f2, src) + k, (uint32_t)f2));
+            FOR_K(k * P::N < len)
+            store_word<DT>(recv + src * R * es, len, k,
+                           kccl_ll_load(ll_slot(p.scratch, 1, f2, src) + SLOT(k), (uint32_t)f2));
         }
 #undef REGION_LEN
     } else if (p.kind == KCCL_CG_REDUCE_SCATTER) {
-        for (size_t k = tid; k < words; k += stride)
-            for (int i = 1; i < n; i++) {
-                int q = (me + i) % n;
-                kccl_ll_store(ll_slot(p.peer_scratch[q], 0, f1, me) + k,
-                              load_word<DT>(send + q * p.stride * es, cnt, k), (uint32_t)f1);
-            }
-        for (size_t k = tid; k < words; k += stride)
-            store_word<DT>(recv, cnt, k,
-                           ll_reduce_word<DT, OP>(
-                               p, 0, f1, load_word<DT>(send + me * p.stride * es, cnt, k), k));
+        FOR_K(1)
+        for (int i = 1; i < n; i++) {
+            int q = (me + i) % n;
+            kccl_ll_store(ll_slot(p.peer_scratch[q], 0, f1, me) + SLOT(k),
+                          load_word<DT>(send + q * p.stride * es, cnt, k), (uint32_t)f1);
+        }
+        FOR_K(1)
+        store_word<DT>(recv, cnt, k,
+                       ll_reduce_word<DT, OP>(
+                           p, 0, f1, load_word<DT>(send + me * p.stride * es, cnt, k), SLOT(k)));
     } else if (p.kind == KCCL_CG_ALL_GATHER) {
         char *mine = recv + me * p.stride * es;
-        for (size_t k = tid; k < words; k += stride) {
+        FOR_K(1)
+        {
             uint64_t w = load_word<DT>(send, cnt, k);
-            ll_send_all<DT>(p, 0, f1, w, k);
+            ll_send_all<DT>(p, 0, f1, w, SLOT(k));
             if (mine != send)
                 store_word<DT>(mine, cnt, k, w);
         }
         for (int i = 1; i < n; i++) {
             int src = (me + i) % n;
-            for (size_t k = tid; k < words; k += stride)
-                store_word<DT>(recv + src * p.stride * es, cnt, k,
-                               kccl_ll_load(ll_slot(p.scratch, 0, f1, src) + k, (uint32_t)f1));
+            FOR_K(1)
+            store_word<DT>(recv + src * p.stride * es, cnt, k,
+                           kccl_ll_load(ll_slot(p.scratch, 0, f1, src) + SLOT(k), (uint32_t)f1));
         }
     } else { /* broadcast */
         if (me == p.root) {
-            for (size_t k = tid; k < words; k += stride) {
+            FOR_K(1)
+            {
                 uint64_t w = load_word<DT>(send, cnt, k);
-                ll_send_all<DT>(p, 0, f1, w, k);
+                ll_send_all<DT>(p, 0, f1, w, SLOT(k));
                 if (recv != send)
                     store_word<DT>(recv, cnt, k, w);
             }
         } else {
-            for (size_t k = tid; k < words; k += stride)
-                store_word<DT>(recv, cnt, k,
-                               kccl_ll_load(ll_slot(p.scratch, 0, f1, p.root) + k, (uint32_t)f1));
+            FOR_K(1)
+            store_word<DT>(recv, cnt, k,
+                           kccl_ll_load(ll_slot(p.scratch, 0, f1, p.root) + SLOT(k), (uint32_t)f1));
         }
         ll_presence(p, f1);
     }
-    epoch_end(p, (p.kind == KCCL_CG_ALL_REDUCE && p.algo == KCCL_CG_LL2) ? f2 : f1);
+#undef FOR_K
+#undef SLOT
+    epoch_end(p, two ? f2 : f1);
 }
 
 /* ---- zero-copy ---- */
