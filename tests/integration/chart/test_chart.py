@@ -93,7 +93,8 @@ def assert_security(pod_spec, what):
           "%s: pod seccompProfile is not RuntimeDefault" % what)
     for ctr in pod_spec["containers"]:
         sc = ctr.get("securityContext", {})
-        check(sc.get("readOnlyRootFilesystem") is True, "%s/%s: root fs writable" % (what, ctr["name"]))
+        check(sc.get("readOnlyRootFilesystem") is True,
+              "%s/%s: root fs writable" % (what, ctr["name"]))
         check(sc.get("allowPrivilegeEscalation") is False,
               "%s/%s: allowPrivilegeEscalation not false" % (what, ctr["name"]))
         check(sc.get("capabilities", {}).get("drop") == ["ALL"],
@@ -121,7 +122,8 @@ def assert_deployment(docs, vals):
           "--leader-elect must be there exactly when replicas > 1 (replicas %d): %s" %
           (vals["replicas"], args))
     ns = vals["operator"]["watchNamespace"]
-    check(("--namespace=" + ns in args) if ns else not any(a.startswith("--namespace") for a in args),
+    has_ns = any(a.startswith("--namespace") for a in args)
+    check(("--namespace=" + ns in args) if ns else not has_ns,
           "--namespace does not follow operator.watchNamespace: %s" % args)
     ports = {p["name"]: p["containerPort"] for p in ctr["ports"]}
     check(ports == {"webhook": 9443, "health": 8081}, "container ports %s" % ports)
@@ -149,7 +151,8 @@ def assert_rbac(docs, vals):
                 check("*" not in r.get(field, []), "%s %s: wildcard in %s" %
                       (d["kind"], d["metadata"]["name"], field))
             for v in ("delete", "deletecollection", "escalate", "bind", "impersonate"):
-                check(v not in r["verbs"], "%s %s grants %s" % (d["kind"], d["metadata"]["name"], v))
+                check(v not in r["verbs"],
+                      "%s %s grants %s" % (d["kind"], d["metadata"]["name"], v))
     ns = vals["operator"]["watchNamespace"]
     kind = "Role" if ns else "ClusterRole"
     role = one(docs, kind, "kccl-operator", ns or None)
@@ -171,7 +174,8 @@ def assert_rbac(docs, vals):
     for w in vals["workloadNamespaces"]:
         one(docs, "ServiceAccount", "kccl-sidecar", w)
         rb = one(docs, "RoleBinding", "kccl-sidecar", w)
-        check(rb["subjects"] == [{"kind": "ServiceAccount", "name": "kccl-sidecar", "namespace": w}],
+        want = [{"kind": "ServiceAccount", "name": "kccl-sidecar", "namespace": w}]
+        check(rb["subjects"] == want,
               "sidecar RoleBinding subjects in %s" % w)
 
 
@@ -195,7 +199,8 @@ def assert_webhook(docs, vals, dep):
                            "resources": ["pods"], "scope": "Namespaced"}], "rules %s" % wh["rules"])
     check(wh["namespaceSelector"] == {"matchExpressions": [
         {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
-         "values": ["kube-system", c.NAMESPACE]}]}, "namespaceSelector %s" % wh["namespaceSelector"])
+         "values": ["kube-system", c.NAMESPACE]}]},
+          "namespaceSelector %s" % wh["namespaceSelector"])
     check(wh["matchConditions"] == [{"name": "has-kccl-group", "expression":
           "has(object.metadata.annotations) && 'kccl.io/group' in object.metadata.annotations"}],
           "matchConditions %s" % wh["matchConditions"])
@@ -238,7 +243,8 @@ def assert_example(docs, vals):
           "example pod annotations %s" % ann)
     (ctr,) = tpl["spec"]["containers"]
     check(ctr["image"] == "ghcr.io/kccl/kccl-runtime-cpu:" + c.APP_VERSION and
-          ctr["command"] == ["kccl-demo"], "example container %s %s" % (ctr["image"], ctr["command"]))
+          ctr["command"] == ["kccl-demo"],
+          "example container %s %s" % (ctr["image"], ctr["command"]))
     assert_security(tpl["spec"], "example")
     g = one(docs, "CommGroup", e["name"], e["namespace"])
     check(g["apiVersion"] == "kccl.io/v1alpha1" and g["spec"]["worldSize"] == 8 and

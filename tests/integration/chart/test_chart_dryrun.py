@@ -14,7 +14,9 @@ Everything this test creates (the release namespace, the Secret, the CRD when it
 deleted at the end. Skips (77) when the control plane is down or the CRD file is missing.
 
 `install` (its own CTest entry) is a real helm install / upgrade / uninstall of the defaults:
-every object is created, the upgrade keeps the webhook certificate, the uninstall leaves
+every object is created, the authorizer grants and refuses what the RBAC says (kubectl auth
+can-i for the operator's and the sidecar's ServiceAccounts), the upgrade keeps the webhook
+certificate, the uninstall leaves
 nothing but the CRD (helm keeps crds/). The example stays off: no kubelet here runs pods.
 """
 import base64
@@ -22,7 +24,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import chart_common as c  # noqa: E402
@@ -171,6 +172,41 @@ def present(cl):
     return [o for ns, o in RELEASE_OBJECTS if cl.exists((["-n", ns] if ns else []) + [o])]
 
 
+# (ServiceAccount namespace/name, verb, resource, namespace, allowed?): what the apiserver's
+# authorizer answers for the installed RBAC (SubjectAccessReview through kubectl auth can-i).
+OP = c.NAMESPACE + "/kccl-operator"
+SC = "default/kccl-sidecar"
+GRANTS = [
+    (OP, "watch", "pods", "team-x", True), (OP, "patch", "pods", "team-x", True),
+    (OP, "create", "secrets", "team-x", True), (OP, "create", "events", "team-x", True),
+    (OP, "create", "commgroups.kccl.io", "team-x", True),
+    (OP, "update", "commgroups.kccl.io/status", "team-x", True),
+    (OP, "update", "leases.coordination.k8s.io", c.NAMESPACE, True),
+    (OP, "get", "secrets", "team-x", False), (OP, "list", "secrets", "team-x", False),
+    (OP, "delete", "pods", "team-x", False), (OP, "delete", "commgroups.kccl.io", "team-x", False),
+    (OP, "update", "leases.coordination.k8s.io", "team-x", False),
+    (OP, "create", "pods", "team-x", False),
+    (OP, "update", "commgroups.kccl.io", "team-x", False),
+    (OP, "patch", "commgroups.kccl.io/status", "team-x", False),
+    (SC, "patch", "pods", "default", True), (SC, "watch", "pods", "default", True),
+    (SC, "create", "events", "default", True), (SC, "get", "commgroups.kccl.io", "default", True),
+    (SC, "get", "secrets", "default", False), (SC, "delete", "pods", "default", False),
+    (SC, "patch", "pods", "team-x", False), (SC, "update", "commgroups.kccl.io", "default", False),
+]
+
+
+def check_grants(cl):
+    for sa, verb, res, ns, want in GRANTS:
+        sa_ns, sa_name = sa.split("/")
+        base, _, sub = res.partition("/")
+        args = ["auth", "can-i", verb, base, "-n", ns,
+                "--as=system:serviceaccount:%s:%s" % (sa_ns, sa_name)]
+        p = cl.k(args + (["--subresource=" + sub] if sub else []), ok=False)
+        got = p.stdout.strip() == "yes"
+        check(got == want, "%s %s %s in %s: allowed=%s, want %s (%s)" %
+              (sa, verb, res, ns, got, want, (p.stdout + p.stderr).strip()))
+
+
 def get_json(cl, args):
     return json.loads(cl.k(["get", "-o", "json"] + args).stdout)
 
@@ -200,6 +236,7 @@ def test_install():
         check(present(cl) == [o for _, o in RELEASE_OBJECTS],
               "helm install did not create every object; present: %s" % present(cl))
         check(cl.exists(["crd", "commgroups.kccl.io"]), "helm install did not install the CRD")
+        check_grants(cl)
         sec1 = get_json(cl, ["-n", c.NAMESPACE, "secret", "kccl-webhook-tls"])["data"]
         mwc1 = get_json(cl, ["mutatingwebhookconfiguration", "kccl-sidecar-injector"])
         check(mwc1["webhooks"][0]["clientConfig"]["caBundle"] == sec1["ca.crt"],
