@@ -117,12 +117,19 @@ rank_pod_exists() { [[ -n "$(rank_pod "$1" "$2" 2>/dev/null)" ]]; }
 cg() { kc get commgroup -n "${NS}" "$1" -o jsonpath="$2"; }
 cg_phase_is() { [[ "$(cg "$1" '{.status.phase}')" == "$2" ]]; }
 job_done() { [[ "$(kc get job -n "${NS}" "$1" -o jsonpath='{.status.succeeded}')" == "$2" ]]; }
+# Done one way or the other (the waits below stop early when the Job has failed).
+job_over() {
+    job_done "$1" "$2" ||
+        [[ "$(kc get job -n "${NS}" "$1" -o jsonpath='{.status.conditions[?(@.type=="Failed")].status}')" == True ]]
+}
+group_ready_or_job_over() { cg_phase_is "$1" Ready || job_over "$1" "$2"; }
 none_left() { [[ -z "$("$@" 2>/dev/null)" ]]; }
 
-# job NAME N POLICY HOLD_S [WRAP]: an Indexed Job of N ranks running kccl-demo with the kccl
-# annotations only (the webhook injects the rest). WRAP: a shell line run before kccl-demo.
+# job NAME N POLICY HOLD_S [WRAP [BOOT_TIMEOUT_S]]: an Indexed Job of N ranks running kccl-demo
+# with the kccl annotations only (the webhook injects the rest). WRAP: a shell line run before
+# kccl-demo; BOOT_TIMEOUT_S: KCCL_BOOTSTRAP_TIMEOUT (default 10: a failed epoch ends soon).
 job() {
-    local name="$1" n="$2" policy="$3" hold="$4" wrap="${5:-}" cmd
+    local name="$1" n="$2" policy="$3" hold="$4" wrap="${5:-}" boot="${6:-10}" cmd
     cmd="[\"kccl-demo\", \"--stamp\", \"--hold\", \"${hold}\"]"
     [[ -z "${wrap}" ]] || cmd="[\"sh\", \"-c\", \"${wrap}; exec kccl-demo --stamp --hold ${hold}\"]"
     kc apply -f - >/dev/null <<EOF
@@ -147,7 +154,7 @@ spec:
         command: ${cmd}
         env:
         - {name: KCCL_TRANSPORT, value: tcp}
-        - {name: KCCL_BOOTSTRAP_TIMEOUT, value: "10"}
+        - {name: KCCL_BOOTSTRAP_TIMEOUT, value: "${boot}"}
         resources: {requests: {cpu: 10m, memory: 16Mi}}
         volumeMounts: [{name: tmp, mountPath: /tmp}]
       volumes: [{name: tmp, emptyDir: {}}]
@@ -227,10 +234,11 @@ install_chart() {
 scenario_a() {
     local g=e2e-a n=8 t_ready="" r
     job "${g}" "${n}" Never 3
-    if wait_until "CommGroup ${g} Ready" 120 cg_phase_is "${g}" Ready; then
+    if wait_until "CommGroup ${g} Ready" 120 group_ready_or_job_over "${g}" "${n}" &&
+        cg_phase_is "${g}" Ready; then
         t_ready=$(since "${T_INSTALL}")
     fi
-    wait_until "Job ${g} to complete" 120 job_done "${g}" "${n}" || true
+    wait_until "Job ${g} to complete" 120 job_over "${g}" "${n}" || true
     local ok=1 detail events
     [[ -n "${t_ready}" ]] || { ok=0; detail+="CommGroup never Ready; "; }
     job_done "${g}" "${n}" || { ok=0; detail+="Job not complete; "; }
@@ -279,7 +287,8 @@ scenario_b_restart() {
     local t_reform
     t_reform=$(since "${t0}")
     wait_until "handoffs at epoch ${e}" 30 epoch_handoffs "${g}" "${e}" "${n}" || { ok=0; detail+="handoffs not at epoch ${e}; "; }
-    wait_until "Job ${g} to complete" 90 job_done "${g}" "${n}" || { ok=0; detail+="Job not complete; "; }
+    wait_until "Job ${g} to complete" 90 job_over "${g}" "${n}" || true
+    job_done "${g}" "${n}" || { ok=0; detail+="Job not complete; "; }
     for p in $(pods_of "${g}"); do
         boots=$((boots + $(grep -c "bootstrap done at" "$(pod_dir "${p}")/logs/demo.log" 2>/dev/null || echo 0)))
     done
@@ -351,7 +360,8 @@ scenario_c() {
     intruder_down
     log "c: intruder (exit ${rc}): ${out//$'\n'/ | }"
     [[ ${rc} -eq 0 && "${out}" == *refused* ]] || { ok=0; detail+="intruder not refused (exit ${rc}); "; }
-    wait_until "Job ${g} to complete" 90 job_done "${g}" "${n}" || { ok=0; detail+="group did not complete; "; }
+    wait_until "Job ${g} to complete" 90 job_over "${g}" "${n}" || true
+    job_done "${g}" "${n}" || { ok=0; detail+="group did not complete; "; }
     local refusal
     refusal=$(grep -m1 "refused" "$(pod_dir "${p0}")/logs/demo.log" 2>/dev/null || true)
     [[ -n "${refusal}" ]] || { ok=0; detail+="the root logged no refusal; "; }
@@ -364,11 +374,16 @@ scenario_c() {
 scenario_d() {
     local g=e2e-d n=${KCCL_E2E_RANKS:-64} ok=1 detail="" t0 r
     t0=$(now)
-    job "${g}" "${n}" Never 2
-    wait_until "CommGroup ${g} Ready" 300 cg_phase_is "${g}" Ready || { ok=0; detail+="never Ready; "; }
+    job "${g}" "${n}" Never 2 "" 120
+    if ! wait_until "CommGroup ${g} Ready" 300 group_ready_or_job_over "${g}" "${n}" ||
+        ! cg_phase_is "${g}" Ready; then
+        ok=0
+        detail+="never Ready; "
+    fi
     local t_ready
     t_ready=$(since "${t0}")
-    wait_until "Job ${g} to complete" 300 job_done "${g}" "${n}" || { ok=0; detail+="Job not complete; "; }
+    wait_until "Job ${g} to complete" 300 job_over "${g}" "${n}" || true
+    job_done "${g}" "${n}" || { ok=0; detail+="Job not complete; "; }
     read -r last first hand boot lastsc <<<"$(rendezvous "${g}")"
     r=$(awk -v n="${n}" -v l="${last}" -v f="${first}" -v h="${hand}" -v b="${boot}" -v s="${lastsc}" 'BEGIN {
         printf "%d pods: Job created->CommGroup Ready %s s; sidecars started (first->last) %.3f s; last sidecar started->all handoffs %.3f s; last pod Running->all handoffs %.3f s, ->all bootstrapped %.3f s",

@@ -162,6 +162,8 @@ struct ag_pod {
     char initialized_at[32], ready_at[32], containers_ready_at[32], sandbox_at[32];
     int was_ready;
     int released; /* the sandbox (netns, address) is given back */
+    pid_t net_pid; /* the network helper while it runs */
+    int net_done;  /* 1 up, -1 failed, 0 not yet */
 };
 
 /* agent_node.c */
@@ -178,6 +180,7 @@ int64_t ag_now_ms(void);
 /* agent_net.c */
 void ag_net_cleanup_stale(ag_t *a);
 int ag_net_up(ag_t *a, ag_pod_t *p);
+int ag_net_up_done(ag_t *a, ag_pod_t *p, int status);
 void ag_net_down(ag_t *a, ag_pod_t *p);
 int ag_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -205,6 +205,8 @@ static void shutdown_pods(ag_t *a)
         for (int i = 0; i < a->npods; i++)
             for (int j = 0; j < a->pods[i]->nctrs; j++)
                 alive += a->pods[i]->ctrs[j].running;
+        for (int i = 0; i < a->npods; i++)
+            alive += a->pods[i]->net_pid > 0;
         if (alive == 0)
             break;
         if (ag_now_ms() >= end + 5000) {

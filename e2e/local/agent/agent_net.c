@@ -14,7 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "agent.h"
 
@@ -59,10 +63,13 @@ static int slot_take(ag_t *a)
     return -1;
 }
 
+/* Starts the sandbox's network in a helper process (ip(8) is slow: a pod's setup must not
+ * hold up the others); ag_pod_on_exit() collects the helper. 0 started (or nothing to do). */
 int ag_net_up(ag_t *a, ag_pod_t *p)
 {
     if (p->host_network) {
         snprintf(p->ip, sizeof(p->ip), "%s", a->bridge_ip);
+        p->net_done = 1;
         return 0;
     }
     if (p->slot < 0 && (p->slot = slot_take(a)) < 0) {
@@ -76,22 +83,44 @@ int ag_net_up(ag_t *a, ag_pod_t *p)
     snprintf(p->veth, sizeof(p->veth), "ka%d-%d-%d", octet(a->bridge_ip, 1), o3, o4);
     /* Host ends get high locally administered MACs (fe:fe:...), so the bridge, which takes the
      * lowest MAC of its ports, does not change its MAC as pods come and go (see podkit.c). */
-    int rc = ag_sh("set -e; ip netns del %s 2>/dev/null || true; ip link del %s 2>/dev/null || "
-                   "true; ip netns add %s; ip link add %s address fe:fe:%02x:%02x:%02x:01 type veth "
-                   "peer name eth0 netns %s; ip link set %s master %s up; "
-                   "ip -n %s addr add %s/%d dev eth0; ip -n %s link set eth0 up; "
-                   "ip -n %s link set lo up; ip -n %s route add default via %s dev eth0",
-                   p->netns, p->veth, p->netns, p->veth, octet(a->bridge_ip, 1) & 0xff, o3 & 0xff,
-                   o4 & 0xff, p->netns, p->veth, a->bridge, p->netns, p->ip, a->bridge_prefix,
-                   p->netns, p->netns, p->netns, a->bridge_ip);
-    if (rc != 0) {
-        snprintf(p->message, sizeof(p->message), "network namespace %.40s: ip failed (%d)",
-                 p->netns, rc);
-        ag_net_down(a, p);
+    char script[2048];
+    snprintf(script, sizeof(script),
+             "set -e; ip netns del %s 2>/dev/null || true; ip link del %s 2>/dev/null || "
+             "true; ip netns add %s; ip link add %s address fe:fe:%02x:%02x:%02x:01 type veth "
+             "peer name eth0 netns %s; ip link set %s master %s up; "
+             "ip -n %s addr add %s/%d dev eth0; ip -n %s link set eth0 up; "
+             "ip -n %s link set lo up; ip -n %s route add default via %s dev eth0",
+             p->netns, p->veth, p->netns, p->veth, octet(a->bridge_ip, 1) & 0xff, o3 & 0xff,
+             o4 & 0xff, p->netns, p->veth, a->bridge, p->netns, p->ip, a->bridge_prefix, p->netns,
+             p->netns, p->netns, a->bridge_ip);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl("/bin/sh", "sh", "-c", script, (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0) {
+        snprintf(p->message, sizeof(p->message), "fork: %s", strerror(errno));
         return -1;
     }
-    ag_debug("pod %s/%s: netns %s, %s", p->ns, p->name, p->netns, p->ip);
+    p->net_pid = pid;
     return 0;
+}
+
+/* The helper's exit: 0 the network is up, else it failed (p->message says so). */
+int ag_net_up_done(ag_t *a, ag_pod_t *p, int status)
+{
+    p->net_pid = 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        p->net_done = 1;
+        ag_debug("pod %s/%s: netns %s, %s", p->ns, p->name, p->netns, p->ip);
+        return 0;
+    }
+    snprintf(p->message, sizeof(p->message), "network namespace %.40s: ip failed (status %d)",
+             p->netns, status);
+    p->net_done = -1;
+    ag_net_down(a, p);
+    return -1;
 }
 
 void ag_net_down(ag_t *a, ag_pod_t *p)

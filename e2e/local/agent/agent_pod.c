@@ -129,7 +129,7 @@ void ag_pod_kill_all(ag_t *a, ag_pod_t *p, int sig)
 
 static int procs_alive(const ag_pod_t *p, int sidecars_only, int mains_only)
 {
-    int n = 0;
+    int n = !sidecars_only && !mains_only && p->net_pid > 0; /* the network helper */
     for (int i = 0; i < p->nctrs; i++) {
         const ag_ctr_t *c = &p->ctrs[i];
         if ((sidecars_only && !c->sidecar) || (mains_only && c->init))
@@ -222,6 +222,10 @@ int ag_pod_on_exit(ag_t *a, pid_t pid, int status)
 {
     for (int i = 0; i < a->npods; i++) {
         ag_pod_t *p = a->pods[i];
+        if (p->net_pid == pid) {
+            ag_net_up_done(a, p, status);
+            return 1;
+        }
         for (int j = 0; j < p->nctrs; j++) {
             ag_ctr_t *c = &p->ctrs[j];
             if (c->pid == pid && c->running) {
@@ -369,7 +373,11 @@ static void setup_step(ag_t *a, ag_pod_t *p, int64_t now)
         fail_pod(a, p, "FailedCreatePodSandBox");
         return;
     }
-    int rc = ag_vol_setup(a, p);
+    if (p->net_done < 0) {
+        fail_pod(a, p, "FailedCreatePodSandBox");
+        return;
+    }
+    int rc = p->volumes_ok ? 0 : ag_vol_setup(a, p); /* while the network helper runs */
     if (rc < 0 || (rc > 0 && now >= p->setup_deadline_ms)) {
         fail_pod(a, p, "FailedMount");
         return;
@@ -380,6 +388,9 @@ static void setup_step(ag_t *a, ag_pod_t *p, int64_t now)
         p->next_setup_ms = now + 1000;
         return;
     }
+    p->volumes_ok = 1;
+    if (!p->net_done)
+        return; /* ag_pod_on_exit() records the helper's exit */
     p->message[0] = '\0';
     ag_now_rfc3339(p->sandbox_at, sizeof(p->sandbox_at));
     p->state = AG_POD_RUN;
