@@ -31,28 +31,28 @@ double bench_busbw_factor(coll_check_kind_t kind, int nranks)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kccl-run -n N kccl-bench [options]\n"
-            "  --op OP            all_reduce (default), all_gather, reduce_scatter, broadcast\n"
-            "  -b, --minbytes N   smallest size (default 8; K/M/G suffixes)\n"
-            "  -e, --maxbytes N   largest size (default 64M)\n"
-            "  -f, --stepfactor F size multiplier (default 2)\n"
-            "  -i, --stepbytes N  size increment when -f is 1\n"
-            "  -n, --iters N      timed iterations per size (default 20)\n"
-            "  -w, --warmup N     untimed iterations first (default 5)\n"
-            "  -c, --check 0|1    check every size against a float64 reference (default 1)\n"
-            "  -G, --cudagraph N  graph mode: N collectives captured per graph, replayed\n"
-            "  -d, --datatype T   int32|float32|float16|bfloat16|all (nccl-tests names too:\n"
-            "                     int, float, half, bf16; default float32)\n"
-            "  -o, --redop OP     sum|max|min|avg|all (default sum)\n"
-            "  -r, --root R       broadcast root (default 0)\n"
-            "  -g, --gpus N       ranks expected in the group (one process per GPU)\n"
-            "  --eager | --graph  device launch mode (default eager)\n"
-            "  --host             the CPU path: host buffers (no GPU needed)\n"
-            "  --compare nccl     time NCCL (libnccl.so.2, or KCCL_NCCL_LIB) on the same buffers\n"
-            "  --json FILE        write every row as JSON (rank 0)\n"
-            "  --cpu-chunk N      the CPU path's chunk (default: the library's, 1M)\n"
-            "  --seed N           input seed (default 1)\n");
+    fprintf(
+        f, "usage: kccl-run -n N kccl-bench [options]\n"
+           "  --op OP            all_reduce (default), all_gather, reduce_scatter, broadcast\n"
+           "  -b, --minbytes N   smallest size (default 8; K/M/G suffixes)\n"
+           "  -e, --maxbytes N   largest size (default 64M)\n"
+           "  -f, --stepfactor F size multiplier (default 2)\n"
+           "  -i, --stepbytes N  size increment when -f is 1\n"
+           "  -n, --iters N      timed iterations per size (default 20)\n"
+           "  -w, --warmup N     untimed iterations first (default 5)\n"
+           "  -c, --check 0|1    check every size against a float64 reference (default 1)\n"
+           "  -G, --cudagraph N  graph mode: N collectives captured per graph, replayed\n"
+           "  -d, --datatype T   int32|float32|float16|bfloat16|all (nccl-tests names too:\n"
+           "                     int, float, half, bf16; default float32)\n"
+           "  -o, --redop OP     sum|max|min|avg|all (default sum)\n"
+           "  -r, --root R       broadcast root (default 0)\n"
+           "  -g, --gpus N       N ranks, one process per GPU (started by hand: through kccl-run)\n"
+           "  --eager | --graph  device launch mode (default eager)\n"
+           "  --host             the CPU path: host buffers (no GPU needed)\n"
+           "  --compare nccl     time NCCL (libnccl.so.2, or KCCL_NCCL_LIB) on the same buffers\n"
+           "  --json FILE        write every row as JSON (rank 0)\n"
+           "  --cpu-chunk N      the CPU path's chunk (default: the library's, 1M)\n"
+           "  --seed N           input seed (default 1)\n");
 }
 
 static int parse_size(const char *s, size_t *out)

@@ -8,9 +8,11 @@
  * reference (coll_check.c) before it is timed. Exit status: 0 when every
  * checked element was right and no call failed.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "coll/coll_cpu.h"
@@ -194,12 +196,58 @@ static int setup(bench_t *b, const char **device)
     return 0;
 }
 
+/*
+ * Started by hand with -g N (no KCCL_RANK, handoff file or unique id in the
+ * environment): re-runs itself as `kccl-run -n N kccl-bench ARGS...`, with
+ * the kccl-run next to this binary, in the build tree, or on PATH.
+ */
+static void relaunch(int argc, char **argv, const bench_opts_t *o)
+{
+    if (o->gpus <= 0 || getenv("KCCL_RANK") || getenv("KCCL_BOOTSTRAP_FILE") ||
+        getenv("KCCL_UNIQUE_ID"))
+        return;
+    char self[PATH_MAX], run[PATH_MAX + 64], n[16];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (len <= 0)
+        return;
+    self[len] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        return;
+    *slash = '\0';
+    static const char *const where[] = {"%s/kccl-run", "%s/../../runtime/tools/kccl-run"};
+    const char *launcher = "kccl-run"; /* PATH */
+    for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+        snprintf(run, sizeof(run), where[i], self);
+        if (access(run, X_OK) == 0) {
+            launcher = run;
+            break;
+        }
+    }
+    char **args = calloc((size_t)argc + 5, sizeof(char *));
+    if (args == NULL)
+        return;
+    snprintf(n, sizeof(n), "%d", o->gpus);
+    *slash = '/';
+    args[0] = (char *)launcher;
+    args[1] = "-n";
+    args[2] = n;
+    args[3] = self;
+    for (int i = 1; i < argc; i++)
+        args[3 + i] = argv[i];
+    execvp(launcher, args);
+    fprintf(stderr, "kccl-bench: cannot start %s for -g %d (%m); run kccl-run -n %d kccl-bench\n",
+            launcher, o->gpus, o->gpus);
+    free(args);
+}
+
 int main(int argc, char **argv)
 {
     bench_opts_t o;
     int rc = bench_opts_parse(argc, argv, &o);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
+    relaunch(argc, argv, &o);
     bench_t b = {.o = &o};
     if (kccl_comm_init_from_env(&b.comm) != KCCL_OK) {
         fprintf(stderr,
