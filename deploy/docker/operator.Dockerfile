@@ -10,7 +10,7 @@ FROM ${DEBIAN_IMAGE} AS build
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       build-essential cmake ninja-build pkg-config ca-certificates \
-      libssl-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libmicrohttpd-dev \
+      libssl-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libmicrohttpd-dev libgnutls28-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
