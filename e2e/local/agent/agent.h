@@ -69,8 +69,8 @@ typedef struct {
     char ca_file[512];
     char netns_prefix[32];
     char cpu[16], memory[32], max_pods[16];
-    int octet_base;          /* pods get <a>.<b>.<octet_base + slot/250>.<1 + slot%250> */
-    int backoff_initial_ms;  /* container restart back-off: doubles up to backoff_max_ms */
+    int octet_base;         /* pods get <a>.<b>.<octet_base + slot/250>.<1 + slot%250> */
+    int backoff_initial_ms; /* container restart back-off: doubles up to backoff_max_ms */
     int backoff_max_ms;
     int mount_timeout_s;     /* secrets/configMaps that do not appear: the pod fails */
     int delete_node_on_exit; /* the Node (and through GC its Lease) go at exit */
@@ -138,8 +138,8 @@ enum {
 
 struct ag_pod {
     char ns[64], name[256], uid[64];
-    cJSON *obj;        /* the latest object from the watch */
-    cJSON *spec;       /* a copy of spec at first sight (containers point into it) */
+    cJSON *obj;  /* the latest object from the watch */
+    cJSON *spec; /* a copy of spec at first sight (containers point into it) */
     int state;
     char phase[16];
     char reason[64], message[256]; /* pod-level (Failed) */
@@ -161,7 +161,7 @@ struct ag_pod {
     int status_dirty;
     char initialized_at[32], ready_at[32], containers_ready_at[32], sandbox_at[32];
     int was_ready;
-    int released; /* the sandbox (netns, address) is given back */
+    int released;  /* the sandbox (netns, address) is given back */
     pid_t net_pid; /* the network helper while it runs */
     int net_done;  /* 1 up, -1 failed, 0 not yet */
 };

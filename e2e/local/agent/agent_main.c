@@ -129,8 +129,7 @@ static void apply(ag_t *a, ev_t *e)
         ag_error("cannot take pod %s: too many pods", ag_json_str(meta, "name"));
         return;
     }
-    const char *phase =
-        ag_json_str(cJSON_GetObjectItemCaseSensitive(e->obj, "status"), "phase");
+    const char *phase = ag_json_str(cJSON_GetObjectItemCaseSensitive(e->obj, "status"), "phase");
     if (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed")) {
         /* finished under an earlier agent: only its deletion is left to do */
         snprintf(p->phase, sizeof(p->phase), "%s", phase);
@@ -261,16 +260,42 @@ static void usage(FILE *f)
 static int parse_args(ag_t *a, int argc, char **argv, char *ready_file, size_t rflen,
                       int *keep_state)
 {
-    enum { O_BUILD = 256, O_IMAGES, O_STATE, O_OCTET, O_CPU, O_MEM, O_PODS, O_BOI, O_BOM, O_MT,
-           O_SG, O_READY, O_KN, O_KS, O_KUBE, O_NODE };
-    static const struct option opts[] = {
-        {"node", 1, 0, O_NODE}, {"kubeconfig", 1, 0, O_KUBE}, {"build-dir", 1, 0, O_BUILD},
-        {"images", 1, 0, O_IMAGES}, {"state-dir", 1, 0, O_STATE}, {"octet-base", 1, 0, O_OCTET},
-        {"cpu", 1, 0, O_CPU}, {"memory", 1, 0, O_MEM}, {"max-pods", 1, 0, O_PODS},
-        {"backoff-initial-ms", 1, 0, O_BOI}, {"backoff-max-ms", 1, 0, O_BOM},
-        {"mount-timeout", 1, 0, O_MT}, {"shutdown-grace", 1, 0, O_SG},
-        {"ready-file", 1, 0, O_READY}, {"keep-node", 0, 0, O_KN}, {"keep-state", 0, 0, O_KS},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    enum {
+        O_BUILD = 256,
+        O_IMAGES,
+        O_STATE,
+        O_OCTET,
+        O_CPU,
+        O_MEM,
+        O_PODS,
+        O_BOI,
+        O_BOM,
+        O_MT,
+        O_SG,
+        O_READY,
+        O_KN,
+        O_KS,
+        O_KUBE,
+        O_NODE
+    };
+    static const struct option opts[] = {{"node", 1, 0, O_NODE},
+                                         {"kubeconfig", 1, 0, O_KUBE},
+                                         {"build-dir", 1, 0, O_BUILD},
+                                         {"images", 1, 0, O_IMAGES},
+                                         {"state-dir", 1, 0, O_STATE},
+                                         {"octet-base", 1, 0, O_OCTET},
+                                         {"cpu", 1, 0, O_CPU},
+                                         {"memory", 1, 0, O_MEM},
+                                         {"max-pods", 1, 0, O_PODS},
+                                         {"backoff-initial-ms", 1, 0, O_BOI},
+                                         {"backoff-max-ms", 1, 0, O_BOM},
+                                         {"mount-timeout", 1, 0, O_MT},
+                                         {"shutdown-grace", 1, 0, O_SG},
+                                         {"ready-file", 1, 0, O_READY},
+                                         {"keep-node", 0, 0, O_KN},
+                                         {"keep-state", 0, 0, O_KS},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
         switch (c) {

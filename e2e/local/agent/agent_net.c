@@ -10,12 +10,12 @@
  * killed agent leaves nothing behind once the control plane goes down; the
  * agent itself removes its own at start (stale) and exit.
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
-#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,7 +45,8 @@ static int octet(const char *ip, int which)
 
 void ag_net_cleanup_stale(ag_t *a)
 {
-    ag_sh("for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^%sag-[0-9]+-[0-9]+$'); "
+    ag_sh("for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "
+          "'^%sag-[0-9]+-[0-9]+$'); "
           "do for q in $(ip netns pids $n); do kill -9 $q; done; ip netns delete $n; done; "
           "for l in $(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | "
           "grep -E '^ka%d-[0-9]+-[0-9]+$'); do ip link delete $l 2>/dev/null; done; true",

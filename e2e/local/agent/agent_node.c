@@ -62,9 +62,8 @@ void ag_timeline(ag_t *a, const ag_pod_t *p, const char *what, const char *ctr)
     if (a->timeline == NULL)
         return;
     clock_gettime(CLOCK_REALTIME, &t);
-    fprintf(a->timeline, "%lld %s/%s %s %s %s\n",
-            (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000, p->ns, p->name, p->uid, what,
-            ctr ? ctr : "-");
+    fprintf(a->timeline, "%lld %s/%s %s %s %s\n", (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000,
+            p->ns, p->name, p->uid, what, ctr ? ctr : "-");
     fflush(a->timeline);
 }
 
@@ -116,8 +115,8 @@ static int node_status(ag_t *a)
              "\"containerRuntimeVersion\":\"kccl-node-agent://0.1.0\","
              "\"kubeletVersion\":\"" AG_KUBELET_VERSION "\",\"kubeProxyVersion\":\"\","
              "\"operatingSystem\":\"linux\",\"architecture\":\"amd64\"}}}",
-             a->cpu, a->memory, a->max_pods, a->cpu, a->memory, a->max_pods, a->bridge_ip,
-             a->node, a->node_uid, a->node_uid, a->node_uid, u.release, u.sysname);
+             a->cpu, a->memory, a->max_pods, a->cpu, a->memory, a->max_pods, a->bridge_ip, a->node,
+             a->node_uid, a->node_uid, a->node_uid, u.release, u.sysname);
     kccl_kube_result_t res;
     kccl_kube_path(path, sizeof(path), "v1", NULL, "nodes", a->node, "status");
     if (kccl_kube_patch(a->api, path, KCCL_KUBE_PATCH_STRATEGIC, patch, NULL, NULL, &res) !=
@@ -224,8 +223,8 @@ void ag_event(ag_t *a, const ag_pod_t *p, const char *type, const char *reason, 
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     ag_now_rfc3339(now, sizeof(now));
-    snprintf(name, sizeof(name), "%.200s.%llx", p->name, (unsigned long long)ag_now_ms() * 1000 +
-                                                             (unsigned long long)(rand() % 1000));
+    snprintf(name, sizeof(name), "%.200s.%llx", p->name,
+             (unsigned long long)ag_now_ms() * 1000 + (unsigned long long)(rand() % 1000));
     cJSON *ev = cJSON_CreateObject();
     cJSON *meta = cJSON_AddObjectToObject(ev, "metadata");
     cJSON_AddStringToObject(meta, "name", name);

@@ -210,7 +210,7 @@ static void on_probe_exit(ag_t *a, ag_pod_t *p, ag_ctr_t *c, int k, int status)
             pr->result = 0;
             p->status_dirty = 1;
             ag_event(a, p, "Warning", "Unhealthy", "%s probe failed for container %s",
-                     k == AG_PROBE_LIVENESS ? "Liveness"
+                     k == AG_PROBE_LIVENESS  ? "Liveness"
                      : k == AG_PROBE_STARTUP ? "Startup"
                                              : "Readiness",
                      c->name);
@@ -343,8 +343,8 @@ static void probe_step(ag_t *a, ag_pod_t *p, ag_ctr_t *c, int64_t now)
         p->status_dirty = 1;
         ag_timeline(a, p, ready ? "ready" : "unready", c->name);
     }
-    if (c->running && !c->stopping && (c->probes[AG_PROBE_LIVENESS].result == 0 ||
-                                       c->probes[AG_PROBE_STARTUP].result == 0)) {
+    if (c->running && !c->stopping &&
+        (c->probes[AG_PROBE_LIVENESS].result == 0 || c->probes[AG_PROBE_STARTUP].result == 0)) {
         ag_info("pod %s/%s: container %s failed its liveness probe; restarting", p->ns, p->name,
                 c->name);
         ctr_signal(c, SIGKILL);
@@ -418,8 +418,8 @@ static int init_step(ag_t *a, ag_pod_t *p, int64_t now)
         if (c->exit_code == 0 && c->terminated)
             continue;
         if (!plan_restart(a, p, c, now)) {
-            snprintf(p->message, sizeof(p->message), "init container %s exited with %d",
-                     c->name, c->exit_code);
+            snprintf(p->message, sizeof(p->message), "init container %s exited with %d", c->name,
+                     c->exit_code);
             fail_pod(a, p, "InitContainerFailed");
         }
         return 0;
@@ -528,23 +528,16 @@ void ag_pod_step(ag_t *a, ag_pod_t *p, int64_t now)
         setup_step(a, p, now);
         break;
     }
-    case AG_POD_SETUP:
-        setup_step(a, p, now);
-        break;
-    case AG_POD_RUN:
-        run_step(a, p, now);
-        break;
+    case AG_POD_SETUP: setup_step(a, p, now); break;
+    case AG_POD_RUN: run_step(a, p, now); break;
     case AG_POD_DONE:
         if (!p->released && procs_alive(p, 0, 0) == 0 && !p->status_dirty && p->last_status) {
             ag_net_down(a, p); /* the sandbox goes once the final phase is reported */
             p->released = 1;
         }
         break;
-    case AG_POD_TERMINATE:
-        terminate_step(a, p, now);
-        break;
-    default:
-        break;
+    case AG_POD_TERMINATE: terminate_step(a, p, now); break;
+    default: break;
     }
     if (p->deleted && p->state != AG_POD_GONE && p->state != AG_POD_TERMINATE)
         begin_terminate(a, p, now);

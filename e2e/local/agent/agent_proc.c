@@ -165,8 +165,8 @@ static char *ref_value(ag_t *a, const ag_pod_t *p, const char *kind, const cJSON
     kccl_kube_path(path, sizeof(path), "v1", p->ns, kind, ag_json_str(ref, "name"), NULL);
     if (kccl_kube_get(a->api, path, &o, &obj, &res) != KCCL_OK)
         return NULL;
-    const char *v = ag_json_str(cJSON_GetObjectItemCaseSensitive(obj, "data"),
-                                ag_json_str(ref, "key"));
+    const char *v =
+        ag_json_str(cJSON_GetObjectItemCaseSensitive(obj, "data"), ag_json_str(ref, "key"));
     char *out = NULL;
     if (!strcmp(kind, "secrets")) {
         unsigned char *b = NULL;
@@ -464,8 +464,7 @@ static void child_enter(const ag_pod_t *p, const mnt_t *m, int nm)
         char src[64];
         snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
         if (mount(src, m[i].dst, NULL, MS_BIND | MS_REC, NULL) != 0 ||
-            (m[i].ro &&
-             mount(NULL, m[i].dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0)) {
+            (m[i].ro && mount(NULL, m[i].dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0)) {
             fprintf(stderr, "kccl-node-agent: mount %s on %s: %s\n", m[i].src, m[i].dst,
                     strerror(errno));
             _exit(126);
@@ -479,8 +478,7 @@ pid_t ag_ctr_spawn(ag_t *a, ag_pod_t *p, ag_ctr_t *c)
     mnt_t mnts[32];
     char bin[1024], log[1024], dir[512];
     if (img == NULL) {
-        snprintf(c->message, sizeof(c->message), "image %s is not in %s", c->image,
-                 a->images_file);
+        snprintf(c->message, sizeof(c->message), "image %s is not in %s", c->image, a->images_file);
         return -1;
     }
     snprintf(dir, sizeof(dir), "%s", img->path);
@@ -490,9 +488,9 @@ pid_t ag_ctr_spawn(ag_t *a, ag_pod_t *p, ag_ctr_t *c)
     snprintf(c->bin_dir, sizeof(c->bin_dir), "%s", dir);
     ag_env_free(c->envp);
     c->envp = build_env(a, p, c);
-    char **argv = build_argv(img, cJSON_GetObjectItemCaseSensitive(c->spec, "command"),
-                             cJSON_GetObjectItemCaseSensitive(c->spec, "args"), c->envp, bin,
-                             sizeof(bin));
+    char **argv =
+        build_argv(img, cJSON_GetObjectItemCaseSensitive(c->spec, "command"),
+                   cJSON_GetObjectItemCaseSensitive(c->spec, "args"), c->envp, bin, sizeof(bin));
     int nm = plan_mounts(a, p, c, mnts, 32);
     if (argv == NULL || nm < 0 || c->envp == NULL) {
         snprintf(c->message, sizeof(c->message), "%s",
@@ -581,8 +579,8 @@ pid_t ag_probe_spawn(ag_t *a, ag_pod_t *p, ag_ctr_t *c, const cJSON *probe)
     if (ex) {
         ag_image_t img = {{0}, {0}};
         snprintf(img.path, sizeof(img.path), "%s/", c->bin_dir);
-        argv = build_argv(&img, cJSON_GetObjectItemCaseSensitive(ex, "command"), NULL, c->envp,
-                          bin, sizeof(bin));
+        argv = build_argv(&img, cJSON_GetObjectItemCaseSensitive(ex, "command"), NULL, c->envp, bin,
+                          sizeof(bin));
         if (argv == NULL)
             return -1;
     }

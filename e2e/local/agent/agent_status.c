@@ -54,8 +54,7 @@ static cJSON *ctr_status(const ag_t *a, const ag_pod_t *p, const ag_ctr_t *c)
     cJSON_AddNumberToObject(s, "restartCount", c->restarts);
     cJSON *st = cJSON_AddObjectToObject(s, "state");
     if (c->running) {
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(st, "running"), "startedAt",
-                                c->started_at);
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(st, "running"), "startedAt", c->started_at);
     } else if (c->terminated && !c->waiting[0]) {
         cJSON *t = cJSON_AddObjectToObject(st, "terminated");
         cJSON_AddNumberToObject(t, "exitCode", c->exit_code);

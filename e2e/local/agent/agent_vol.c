@@ -111,8 +111,8 @@ static const char *map_text(const cJSON *map, char *buf, size_t len)
     {
         char q[2048];
         go_quote(q, sizeof(q), cJSON_IsString(it) ? it->valuestring : "");
-        n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s=%s", n ? "\n" : "",
-                              it->string, q);
+        n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s=%s", n ? "\n" : "", it->string,
+                              q);
         if (n >= len)
             break;
     }
@@ -188,7 +188,8 @@ static int write_keyed(ag_t *a, ag_pod_t *p, const char *dir, const char *kind, 
     kccl_kube_opts_t o = {.timeout_ms = 5000};
     kccl_kube_path(path, sizeof(path), "v1", p->ns, kind, name, NULL);
     if (kccl_kube_get(a->api, path, &o, &obj, &res) != KCCL_OK) {
-        if (res.http_status == 404 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(src, "optional")))
+        if (res.http_status == 404 &&
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(src, "optional")))
             return 0;
         snprintf(p->message, sizeof(p->message), "%s \"%s\" not found: %s",
                  secret ? "secret" : "configmap", name, res.message);

@@ -32,8 +32,7 @@ static int dial(const att_target_t *t, int timeout_ms)
         int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd >= 0 && connect(fd, (struct sockaddr *)&ss, len) == 0)
             return fd;
-        fprintf(stderr, "kccl-e2e-intruder: connect %s: %s (retrying)\n", t->text,
-                strerror(errno));
+        fprintf(stderr, "kccl-e2e-intruder: connect %s: %s (retrying)\n", t->text, strerror(errno));
         if (fd >= 0)
             close(fd);
         usleep(100 * 1000);
