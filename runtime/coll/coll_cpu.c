@@ -227,23 +227,24 @@ static kccl_status_t broadcast(const ctx_t *c)
         if (vr + m < n)
             kids[nkids++] = mod(vr + m + root, n);
     size_t nchunks = (a->count + c->chunk - 1) / c->chunk;
+    /* Up to a window's worth of chunks needs no flow control (and no extra round trip). */
+    int acked = nchunks > KCCL_COLL_CPU_BCAST_WINDOW;
     for (size_t k = 0; k < nchunks; k++) {
         size_t off = k * c->chunk, len = a->count - off < c->chunk ? a->count - off : c->chunk;
         if (parent >= 0) {
             KCCL_CHECK(recv_elems(c, parent, out + off * c->esz, len));
-            KCCL_CHECK(bcast_ack(c, parent, 0));
+            if (acked)
+                KCCL_CHECK(bcast_ack(c, parent, 0));
         }
         for (int i = 0; i < nkids; i++) {
-            if (k >= KCCL_COLL_CPU_BCAST_WINDOW)
+            if (acked && k >= KCCL_COLL_CPU_BCAST_WINDOW)
                 KCCL_CHECK(bcast_ack(c, kids[i], 1));
             KCCL_CHECK(send_elems(c, kids[i], out + off * c->esz, len));
         }
     }
     /* Collect the outstanding acknowledgements so none is left queued. */
-    size_t outstanding =
-        nchunks < KCCL_COLL_CPU_BCAST_WINDOW ? nchunks : KCCL_COLL_CPU_BCAST_WINDOW;
-    for (int i = 0; i < nkids; i++)
-        for (size_t k = 0; k < outstanding; k++)
+    for (int i = 0; acked && i < nkids; i++)
+        for (size_t k = 0; k < KCCL_COLL_CPU_BCAST_WINDOW; k++)
             KCCL_CHECK(bcast_ack(c, kids[i], 1));
     return KCCL_OK;
 }
