@@ -88,6 +88,12 @@ static kccl_status_t state_setup(kccl_comm_t comm, kccl_cg_state_t *s)
     if ((err = cudaMalloc((void **)&s->epoch, KCCL_CG_MAX_BLOCKS * sizeof(uint64_t))) != 0 ||
         (err = cudaMemset(s->epoch, 0, KCCL_CG_MAX_BLOCKS * sizeof(uint64_t))) != 0)
         return cuda_fail(comm, "step counters", err);
+    if ((err = cudaStreamCreateWithFlags((cudaStream_t *)&s->side, cudaStreamNonBlocking)) != 0)
+        return cuda_fail(comm, "creating the copy-engine stream", err);
+    for (int i = 0; i < KCCL_CG_EVENTS; i++)
+        if ((err = cudaEventCreateWithFlags((cudaEvent_t *)&s->events[i],
+                                            cudaEventDisableTiming)) != 0)
+            return cuda_fail(comm, "creating the copy-engine events", err);
     KCCL_CHECK(kccl_mem_alloc(comm, KCCL_CG_SCRATCH_BYTES, KCCL_MEM_DEVICE, &s->scratch));
     if ((err = cudaMemset(kccl_mem_ptr(s->scratch), 0, KCCL_CG_SCRATCH_BYTES)) != 0 ||
         (err = cudaDeviceSynchronize()) != 0)
@@ -122,6 +128,11 @@ static void state_free(kccl_cg_state_t *s)
         kccl_mem_deregister(s->scratch);
     if (s->epoch != NULL)
         (void)cudaFree(s->epoch);
+    for (int i = 0; i < KCCL_CG_EVENTS; i++)
+        if (s->events[i] != NULL)
+            (void)cudaEventDestroy((cudaEvent_t)s->events[i]);
+    if (s->side != NULL)
+        (void)cudaStreamDestroy((cudaStream_t)s->side);
     free(s);
 }
 
@@ -160,7 +171,8 @@ static int choose(const kccl_cg_state_t *s, const kccl_coll_args_t *a, size_t by
         return s->algo;
     }
     /* Built-in table from the H100 runs (bench/NOTES.md, "Collectives (GPU)"). */
-    size_t ll_max = s->n <= 2 ? ((size_t)256 << 10) : ((size_t)64 << 10);
+    int copy_only = a->kind == KCCL_COLL_ALL_GATHER || a->kind == KCCL_COLL_BROADCAST;
+    size_t ll_max = s->n <= 2 ? ((size_t)(copy_only ? 1024 : 256) << 10) : ((size_t)64 << 10);
     size_t ll2_max = s->n <= 2 ? 0 : ((size_t)512 << 10);
     if (s->ll_max >= 0)
         ll_max = (size_t)s->ll_max;
@@ -252,56 +264,91 @@ static kccl_status_t barrier(kccl_cg_state_t *s, const kccl_cg_launch_t *base)
     return launch(s, &b, "launching the collective barrier kernel");
 }
 
-/* Copy-engine puts of bytes at src into every peer's recv at byte offset off. */
+/* Copy-engine puts of bytes at src into every peer's recv at byte offset off, on stream. */
 static kccl_status_t ce_puts(kccl_cg_state_t *s, const kccl_cg_launch_t *l, const char *src,
-                             size_t off, size_t bytes)
+                             size_t off, size_t bytes, void *stream)
 {
     for (int i = 1; i < s->n && bytes > 0; i++) {
         int q = (s->me + i) % s->n;
         int err = (int)cudaMemcpyAsync((char *)l->peer_recv[q] + off, src, bytes, cudaMemcpyDefault,
-                                       (cudaStream_t)l->stream);
+                                       (cudaStream_t)stream);
         if (err != 0)
             return cuda_fail(s->comm, "copy-engine put to a peer", err);
     }
     return KCCL_OK;
 }
 
+/* Makes stream `to` wait for the work issued so far on stream `from`. */
+static kccl_status_t stream_wait(kccl_cg_state_t *s, void *from, void *to)
+{
+    cudaEvent_t ev = (cudaEvent_t)s->events[s->next_event++ % KCCL_CG_EVENTS];
+    int err = (int)cudaEventRecord(ev, (cudaStream_t)from);
+    if (err == 0)
+        err = (int)cudaStreamWaitEvent((cudaStream_t)to, ev, 0);
+    return err != 0 ? cuda_fail(s->comm, "ordering the copy-engine stream", err) : KCCL_OK;
+}
+
+/* All-reduce: chunk c's reduce (zero-copy loads of this rank's region, into its own
+ * recv; the first with the opening barrier) runs on the caller's stream while the side
+ * stream puts chunk c-1 into every peer with the copy engine; then the barrier kernel. */
+static kccl_status_t run_ce_all_reduce(kccl_cg_state_t *s, const kccl_coll_args_t *a,
+                                       kccl_cg_launch_t *l)
+{
+    const size_t es = kccl_dtype_size(a->dtype), v = 16 / es, n = (size_t)s->n;
+    const size_t R = ((a->count + n - 1) / n + v - 1) / v * v, off = (size_t)s->me * R;
+    const size_t len = off >= a->count ? 0 : (a->count - off < R ? a->count - off : R);
+    const size_t chunk = ((size_t)32 << 20) / es; /* a multiple of v */
+    l->algo = KCCL_CG_ZC;
+    l->threads = 512;
+    l->blocks = clampi(((R < chunk ? R : chunk) + 512 * v - 1) / (512 * v), 1, 2 * s->nsm);
+    int forked = 0;
+    for (size_t lo = 0, c = 0; lo < R; lo += chunk, c++) { /* R: the same count on every rank */
+        size_t hi = lo + chunk < len ? lo + chunk : len;
+        l->phase = c == 0 ? 1 : 2;
+        l->lo = lo;
+        l->hi = lo + chunk;
+        KCCL_CHECK(launch(s, l, "launching the reduce half of a copy-engine all-reduce"));
+        if (hi <= lo)
+            continue;
+        KCCL_CHECK(stream_wait(s, a->stream, s->side));
+        forked = 1;
+        KCCL_CHECK(ce_puts(s, l, (const char *)a->recvbuf + (off + lo) * es, (off + lo) * es,
+                           (hi - lo) * es, s->side));
+    }
+    if (forked) /* join (a capture must end with the side stream joined back) */
+        KCCL_CHECK(stream_wait(s, s->side, a->stream));
+    return barrier(s, l);
+}
+
 /*
- * Copy engine for the all-gather half. All-reduce: a zero-copy kernel reduces this
- * rank's region from every rank's send buffer into its own recv (its opening
- * barrier proves peers' buffers ready), then copy-engine puts of that region
- * into every peer, then the barrier kernel. All-gather: barrier kernel (peers'
- * recv ready), own copy, puts, barrier kernel.
+ * Copy engine for the all-gather half (large messages). All-reduce: above.
+ * All-gather: barrier kernel (peers' recv ready), puts to every peer on the
+ * caller's stream while the side stream makes this rank's own copy, barrier kernel.
  */
 static kccl_status_t run_ce(kccl_cg_state_t *s, const kccl_coll_args_t *a, kccl_cg_launch_t *l,
                             int aligned)
 {
-    const size_t es = kccl_dtype_size(a->dtype), v = 16 / es, n = (size_t)s->n;
-    if (a->kind == KCCL_COLL_ALL_REDUCE) {
-        size_t R = ((a->count + n - 1) / n + v - 1) / v * v, off = (size_t)s->me * R;
-        size_t len = off >= a->count ? 0 : (a->count - off < R ? a->count - off : R);
-        l->algo = KCCL_CG_ZC;
-        l->phase = 1;
-        l->aligned = aligned;
-        l->count = a->count;
-        l->stride = a->count;
-        l->send = a->sendbuf;
-        l->recv = a->recvbuf;
-        l->threads = 512;
-        l->blocks = clampi((R + 512 * v - 1) / (512 * v), 1, 2 * s->nsm);
-        KCCL_CHECK(launch(s, l, "launching the reduce half of a copy-engine all-reduce"));
-        KCCL_CHECK(ce_puts(s, l, (const char *)a->recvbuf + off * es, off * es, len * es));
-        return barrier(s, l);
-    }
+    const size_t es = kccl_dtype_size(a->dtype);
+    l->aligned = aligned;
+    l->count = a->count;
+    l->stride = a->count;
+    l->send = a->sendbuf;
+    l->recv = a->recvbuf;
+    if (a->kind == KCCL_COLL_ALL_REDUCE)
+        return run_ce_all_reduce(s, a, l);
     size_t bytes = a->count * es, off = (size_t)s->me * bytes;
     KCCL_CHECK(barrier(s, l));
     if ((const char *)a->recvbuf + off != (const char *)a->sendbuf) {
+        KCCL_CHECK(stream_wait(s, a->stream, s->side));
         int err = (int)cudaMemcpyAsync((char *)a->recvbuf + off, a->sendbuf, bytes,
-                                       cudaMemcpyDeviceToDevice, (cudaStream_t)a->stream);
+                                       cudaMemcpyDeviceToDevice, (cudaStream_t)s->side);
         if (err != 0)
             return cuda_fail(s->comm, "all-gather copy of this rank's block", err);
+        KCCL_CHECK(ce_puts(s, l, (const char *)a->sendbuf, off, bytes, a->stream));
+        KCCL_CHECK(stream_wait(s, s->side, a->stream));
+    } else {
+        KCCL_CHECK(ce_puts(s, l, (const char *)a->sendbuf, off, bytes, a->stream));
     }
-    KCCL_CHECK(ce_puts(s, l, (const char *)a->sendbuf, off, bytes));
     return barrier(s, l);
 }
 

@@ -14,6 +14,7 @@
 
 #define KCCL_CG_REG_SLOTS 64  /* this rank's registered user buffers */
 #define KCCL_CG_IMP_SLOTS 256 /* peers' user buffers imported here */
+#define KCCL_CG_EVENTS    64  /* fork/join events of the copy-engine pipeline */
 
 typedef struct {
     const void *ptr;
@@ -36,11 +37,14 @@ typedef struct kccl_cg_state {
     kccl_mem_t scratch;
     kccl_rmem_t peer_rmem[KCCL_CG_MAX_RANKS];
     void *peer_scratch[KCCL_CG_MAX_RANKS];
-    uint64_t *epoch; /* [KCCL_CG_MAX_BLOCKS] device memory */
-    int algo;        /* KCCL_COLL_ALGO: kccl_cg_algo_t */
-    long ll_max;     /* KCCL_COLL_LL_MAX, bytes; -1: the built-in table */
-    long ll2_max;    /* KCCL_COLL_LL2_MAX */
-    long ce_min;     /* KCCL_COLL_CE_MIN */
+    uint64_t *epoch;              /* [KCCL_CG_MAX_BLOCKS] device memory */
+    void *side;                   /* cudaStream_t: copy-engine work beside the caller's */
+    void *events[KCCL_CG_EVENTS]; /* cudaEvent_t, reused round robin (fork/join) */
+    unsigned next_event;
+    int algo;     /* KCCL_COLL_ALGO: kccl_cg_algo_t */
+    long ll_max;  /* KCCL_COLL_LL_MAX, bytes; -1: the built-in table */
+    long ll2_max; /* KCCL_COLL_LL2_MAX */
+    long ce_min;  /* KCCL_COLL_CE_MIN */
     uint64_t tick;
     void *ptr_attr; /* cuPointerGetAttribute, or NULL */
     kccl_cg_reg_t reg[KCCL_CG_REG_SLOTS];

@@ -287,6 +287,7 @@ static int run_eager(ctx_t *x, const tcase_t *c, uint64_t seed, const char *algo
 static int run_graph(ctx_t *x, const tcase_t *cs, int nc, int replays, const char *algo)
 {
     int gh_rank = x->rank;
+    setenv("KCCL_COLL_ALGO", algo, 1);
     size_t slice = x->pool_bytes / (size_t)nc;
     std::vector<char *> send(nc), recv(nc);
     for (int j = 0; j < nc; j++)
@@ -392,6 +393,13 @@ static int rank_main(int rank, int n, const kccl_unique_id_t *id, const kccl_boo
             if (run_eager(&x, &c, ++seed, "auto"))
                 return 1;
         }
+    /* copy-engine all-reduce in several 32 MiB chunks (regions of 48 MiB on 2 ranks) */
+    for (int inplace = 0; !quick && inplace < 2; inplace++) {
+        tcase_t c = {0, KCCL_FLOAT32, KCCL_SUM, (size_t)24 << 20, inplace, 0, 0};
+        setenv("KCCL_COLL_ALGO", "ce", 1);
+        if (run_eager(&x, &c, ++seed, "ce"))
+            return 1;
+    }
     /* 4. graphs: LL, LL2 and zero-copy kernels in one graph, 50 replays */
     tcase_t g[3] = {{0, KCCL_FLOAT32, KCCL_SUM, 256, 0, 0, 0},
                     {0, KCCL_BFLOAT16, KCCL_AVG, 200001, 1, 0, 0},
@@ -402,10 +410,10 @@ static int rank_main(int rank, int n, const kccl_unique_id_t *id, const kccl_boo
                      {3, KCCL_INT32, KCCL_SUM, 777777, 0, 0, 1 % n}};
     if (run_graph(&x, g2, 2, quick ? 10 : 30, "auto"))
         return 1;
-    /* copy-engine all-reduce and all-gather (auto above 8 MiB) in a graph */
+    /* copy-engine all-reduce and all-gather in a graph */
     tcase_t g3[2] = {{0, KCCL_FLOAT32, KCCL_SUM, 3000017, 0, 0, 0},
                      {1, KCCL_BFLOAT16, KCCL_SUM, 2 << 20, 1, 0, 0}};
-    if (run_graph(&x, g3, 2, quick ? 5 : 20, "auto"))
+    if (run_graph(&x, g3, 2, quick ? 5 : 20, "ce"))
         return 1;
     GH_OK(kccl_bootstrap_barrier(kccl_comm_bootstrap(x.comm)));
     printf("[rank %d] %ld cases, %ld failed (%.1f s)\n", rank, x.cases, x.failures, gh_now() - t0);

@@ -458,17 +458,21 @@ __global__ void __launch_bounds__(512, 2) zc_kernel(kccl_cg_launch_t p)
     const size_t es = sizeof(Rw), cnt = p.count;
     const size_t unit = (size_t)blockDim.x * V, ustride = unit * gridDim.x;
     const size_t first = (size_t)b * unit + (size_t)threadIdx.x * V;
-    zc_barrier(p, e + 1, 0);
+    if (p.phase != 2)
+        zc_barrier(p, e + 1, 0);
 
     if (p.kind == KCCL_CG_ALL_REDUCE) {
         size_t R = (cnt + n - 1) / n;
         R = (R + V - 1) / V * V;
         size_t off = me * R * es, len = (size_t)me * R >= cnt ? 0 : cnt - me * R;
         len = len < R ? len : R;
-        for (size_t o = first; o < len; o += ustride) {
+        /* phases 1 and 2 (copy engine): elements [lo, hi) of this rank's region only */
+        const size_t lo = p.phase ? p.lo : 0;
+        len = p.phase && p.hi < len ? p.hi : len;
+        for (size_t o = lo + first; o < len; o += ustride) {
             pack<DT, 16> r;
             zc_reduce<DT, OP, V>(p, off, o, len, r.e, VEC);
-            if (p.phase == 1) {
+            if (p.phase) {
                 void *own = p.recv;
                 zc_store<DT, V>(&own, 1, 0, 0, off, o, len, r, VEC);
             } else {
@@ -498,7 +502,9 @@ __global__ void __launch_bounds__(512, 2) zc_kernel(kccl_cg_launch_t p)
                 zc_store<DT, V>(&own, 1, 0, 0, 0, o, cnt, v, VEC);
             }
     }
-    if (p.phase == 1) { /* reduce-only half of the copy-engine all-reduce: no closing barrier */
+    if (p.phase == 2) /* a later chunk of the copy-engine all-reduce: no barrier at all */
+        return;
+    if (p.phase == 1) { /* its first chunk: the opening barrier only */
         epoch_end(p, e + 1);
         return;
     }
