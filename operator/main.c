@@ -35,7 +35,7 @@ static void on_signal(int sig)
 }
 
 typedef struct {
-    op_ctrl_t ctrl;
+    _Atomic(op_ctrl_t) ctrl; /* read by the probe server's thread */
     int leader_elect;
     atomic_int leading, observed, lost;
 } proc_t;
@@ -43,7 +43,8 @@ typedef struct {
 static int ready(void *arg, char *why, size_t len)
 {
     proc_t *p = arg;
-    if (p->ctrl == NULL || !op_ctrl_synced(p->ctrl)) {
+    op_ctrl_t ctrl = atomic_load(&p->ctrl);
+    if (ctrl == NULL || !op_ctrl_synced(ctrl)) {
         snprintf(why, len, "the pod and CommGroup caches are not synced yet");
         return 0;
     }
@@ -114,9 +115,10 @@ static int lead(const op_config_t *cfg, kccl_kube_client_t kc, proc_t *p)
 {
     if (!p->leader_elect) {
         atomic_store(&p->leading, 1);
-        while (!atomic_load(&g_stop) && !op_ctrl_failed(p->ctrl))
+        op_ctrl_t ctrl = atomic_load(&p->ctrl);
+        while (!atomic_load(&g_stop) && !op_ctrl_failed(ctrl))
             kccl_kube_sleep_ms(200, &g_stop);
-        return op_ctrl_failed(p->ctrl) ? 1 : 0;
+        return op_ctrl_failed(ctrl) ? 1 : 0;
     }
     char identity[OP_LEASE_ID_MAX];
     op_lease_default_identity(identity, sizeof(identity));
@@ -176,19 +178,21 @@ static int run(const op_config_t *cfg)
                          .api_timeout_ms = api_s * 1000,
                          .stop = &g_stop,
                          .leading = &p.leading};
-    if (op_ctrl_start(&co, &p.ctrl) != KCCL_OK) {
-        atomic_store(&g_stop, 1);
-    } else {
+    op_ctrl_t ctrl = NULL;
+    if (op_ctrl_start(&co, &ctrl) == KCCL_OK) {
+        atomic_store(&p.ctrl, ctrl);
         kccl_log_info(TOOL, OP_NAME " started (namespace %s, %d workers)", co.ns[0] ? co.ns : "all",
                       (int)workers);
         rc = lead(cfg, kc, &p);
     }
     atomic_store(&g_stop, 1);
-    op_ctrl_t ctrl = p.ctrl;
+    /* the probe server reads the controller: it stops first */
+    op_health_stop(health);
+    health = NULL;
     if (ctrl)
         log_stats(ctrl);
+    atomic_store(&p.ctrl, NULL);
     op_ctrl_stop(ctrl);
-    p.ctrl = NULL;
 #ifdef KCCL_OPERATOR_WITH_WEBHOOK
     kccl_webhook_stop(webhook);
 out_health:

@@ -248,7 +248,7 @@ static void pod_upsert(op_cache_t c, const cJSON *obj, op_cache_touch_fn touch, 
     }
     /* an update that changes nothing the reconciler reads (the scheduler's conditions, a
      * kubelet heartbeat of another field) costs no reconcile */
-    int same = !fresh && !moved && memcmp(&p->pod, &rec, sizeof(rec)) == 0;
+    int same = !fresh && !moved && op_model_pod_equal(&p->pod, &rec);
     p->pod = rec;
     if (!same)
         touch(arg, g->node.key);
@@ -450,8 +450,10 @@ void op_cache_consumed(op_cache_t c, const char *key, size_t ntombs,
     if (g != NULL) {
         if (ntombs > g->ntombs)
             ntombs = g->ntombs;
-        memmove(g->tombs, g->tombs + ntombs, (g->ntombs - ntombs) * sizeof(*g->tombs));
-        g->ntombs -= ntombs;
+        if (ntombs > 0) {
+            memmove(g->tombs, g->tombs + ntombs, (g->ntombs - ntombs) * sizeof(*g->tombs));
+            g->ntombs -= ntombs;
+        }
         for (size_t i = 0; i < nhandled; i++) {
             if (g->nextra == OP_HANDLED_MAX) { /* forget the oldest */
                 memmove(g->extra[0], g->extra[1], (OP_HANDLED_MAX - 1) * OP_FKEY_MAX);

@@ -180,6 +180,17 @@ kccl_status_t op_model_pod_from_json(const cJSON *pod, op_pod_t *out)
     return KCCL_OK;
 }
 
+int op_model_pod_equal(const op_pod_t *a, const op_pod_t *b)
+{
+    return a->rank == b->rank && a->world_size == b->world_size && a->phase == b->phase &&
+           a->deleting == b->deleting && a->failed == b->failed &&
+           a->sidecar_ready == b->sidecar_ready && a->epoch == b->epoch &&
+           a->id_epoch == b->id_epoch && !strcmp(a->ns, b->ns) && !strcmp(a->name, b->name) &&
+           !strcmp(a->uid, b->uid) && !strcmp(a->group, b->group) && !strcmp(a->why, b->why) &&
+           !strcmp(a->fkey, b->fkey) && !strcmp(a->unique_id, b->unique_id) &&
+           !strcmp(a->endpoint, b->endpoint);
+}
+
 /* ------------------------------------------------------------------ CommGroups */
 
 static int64_t num(const cJSON *obj, const char *key, int64_t def)

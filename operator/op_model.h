@@ -145,6 +145,9 @@ const char *op_cond_type_str(op_cond_id_t id);
  * has no name/namespace or no kccl.io/group (label or annotation). */
 kccl_status_t op_model_pod_from_json(const cJSON *pod, op_pod_t *out);
 
+/* 1 when two pod records say the same to the reconciler. */
+int op_model_pod_equal(const op_pod_t *a, const op_pod_t *b);
+
 /* Parses a CommGroup; missing spec fields get the CRD's defaults. */
 kccl_status_t op_model_group_from_json(const cJSON *cg, op_group_t *out);
 

@@ -128,7 +128,7 @@ static inline int opit_cg_create(kccl_kube_client_t kc, const char *ns, const ch
     snprintf(text, sizeof(text),
              "{\"apiVersion\":\"kccl.io/v1alpha1\",\"kind\":\"CommGroup\",\"metadata\":{"
              "\"name\":\"%s\"},\"spec\":{\"worldSize\":%d,\"failurePolicy\":\"%s\"}}",
-             name, ws, policy);
+             name, ws, policy ? policy : "Restart");
     cJSON *cg = cJSON_Parse(text);
     kccl_kube_path(path, sizeof(path), "kccl.io/v1alpha1", ns, "commgroups", NULL, NULL);
     kccl_status_t st = kccl_kube_create(kc, path, cg, NULL, NULL, &res);
