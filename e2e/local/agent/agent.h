@@ -212,6 +212,8 @@ int ag_pod_finished(const ag_pod_t *p); /* deleted and cleaned up: may be freed 
 /* agent_status.c */
 void ag_status_report(ag_t *a, ag_pod_t *p, int64_t now, int force);
 const char *ag_json_str(const cJSON *o, const char *key);
+/* A decimal integer at the start of s (strtol), or dflt when there is none. */
+int ag_atoi(const char *s, int dflt);
 int ag_json_int(const cJSON *o, const char *key, int dflt);
 
 #endif

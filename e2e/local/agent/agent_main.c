@@ -304,14 +304,14 @@ static int parse_args(ag_t *a, int argc, char **argv, char *ready_file, size_t r
         case O_BUILD: snprintf(a->build_dir, sizeof(a->build_dir), "%s", optarg); break;
         case O_IMAGES: snprintf(a->images_file, sizeof(a->images_file), "%s", optarg); break;
         case O_STATE: snprintf(a->state_dir, sizeof(a->state_dir), "%s", optarg); break;
-        case O_OCTET: a->octet_base = atoi(optarg); break;
+        case O_OCTET: a->octet_base = ag_atoi(optarg, 0); break;
         case O_CPU: snprintf(a->cpu, sizeof(a->cpu), "%s", optarg); break;
         case O_MEM: snprintf(a->memory, sizeof(a->memory), "%s", optarg); break;
         case O_PODS: snprintf(a->max_pods, sizeof(a->max_pods), "%s", optarg); break;
-        case O_BOI: a->backoff_initial_ms = atoi(optarg); break;
-        case O_BOM: a->backoff_max_ms = atoi(optarg); break;
-        case O_MT: a->mount_timeout_s = atoi(optarg); break;
-        case O_SG: shutdown_grace_s = atoi(optarg); break;
+        case O_BOI: a->backoff_initial_ms = ag_atoi(optarg, 0); break;
+        case O_BOM: a->backoff_max_ms = ag_atoi(optarg, 0); break;
+        case O_MT: a->mount_timeout_s = ag_atoi(optarg, 0); break;
+        case O_SG: shutdown_grace_s = ag_atoi(optarg, 0); break;
         case O_READY: snprintf(ready_file, rflen, "%s", optarg); break;
         case O_KN: a->delete_node_on_exit = 0; break;
         case O_KS: *keep_state = 1; break;
@@ -333,7 +333,7 @@ static int settings(ag_t *a)
     snprintf(a->bridge, sizeof(a->bridge), "%s", env_or("KCCL_CP_BRIDGE", ""));
     snprintf(a->netns_prefix, sizeof(a->netns_prefix), "%s", env_or("KCCL_CP_NETNS_PREFIX", ""));
     snprintf(a->bridge_ip, sizeof(a->bridge_ip), "%.*s", slash ? (int)(slash - cidr) : 0, cidr);
-    a->bridge_prefix = slash ? atoi(slash + 1) : 16;
+    a->bridge_prefix = slash ? ag_atoi(slash + 1, 16) : 16;
     if (sscanf(api, "https://%63[^:]:%15s", a->api_host, a->api_port) != 2 || !a->bridge[0] ||
         !a->bridge_ip[0] || !a->netns_prefix[0] || !a->kubeconfig[0] || !a->build_dir[0]) {
         ag_error("missing settings: run `eval \"$(e2e/controlplane/cp.sh env)\"` first "

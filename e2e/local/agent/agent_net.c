@@ -37,10 +37,12 @@ int ag_sh(const char *fmt, ...)
 
 static int octet(const char *ip, int which)
 {
-    int o[4] = {0};
-    if (sscanf(ip, "%d.%d.%d.%d", &o[0], &o[1], &o[2], &o[3]) != 4)
-        return -1;
-    return o[which];
+    const char *s = ip;
+    for (int i = 0; i < which && s; i++) {
+        s = strchr(s, '.');
+        s = s ? s + 1 : NULL;
+    }
+    return s ? ag_atoi(s, -1) : -1;
 }
 
 void ag_net_cleanup_stale(ag_t *a)

@@ -223,8 +223,9 @@ void ag_event(ag_t *a, const ag_pod_t *p, const char *type, const char *reason, 
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     ag_now_rfc3339(now, sizeof(now));
+    static unsigned seq; /* unique names within the millisecond */
     snprintf(name, sizeof(name), "%.200s.%llx", p->name,
-             (unsigned long long)ag_now_ms() * 1000 + (unsigned long long)(rand() % 1000));
+             (unsigned long long)ag_now_ms() * 1000 + (seq++ % 1000));
     cJSON *ev = cJSON_CreateObject();
     cJSON *meta = cJSON_AddObjectToObject(ev, "metadata");
     cJSON_AddStringToObject(meta, "name", name);

@@ -544,7 +544,7 @@ static int probe_port(const ag_ctr_t *c, const cJSON *port)
         if (cJSON_IsString(port) && !strcmp(ag_json_str(pt, "name"), port->valuestring))
             return ag_json_int(pt, "containerPort", 0);
     }
-    return cJSON_IsString(port) ? atoi(port->valuestring) : 0;
+    return cJSON_IsString(port) ? ag_atoi(port->valuestring, 0) : 0;
 }
 
 /* In the probe child: connect (and for httpGet, GET path); exit 0 on success. */
@@ -564,7 +564,7 @@ static void __attribute__((noreturn)) net_probe(const char *ip, int port, const 
                      *path ? path : "/", ip, port);
     if (write(fd, req, (size_t)n) != n || read(fd, resp, sizeof(resp) - 1) < 12)
         _exit(1);
-    int code = atoi(resp + 9);
+    int code = ag_atoi(resp + 9, 0);
     _exit(code >= 200 && code < 400 ? 0 : 1);
 }
 

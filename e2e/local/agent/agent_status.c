@@ -19,6 +19,13 @@ const char *ag_json_str(const cJSON *o, const char *key)
     return cJSON_IsString(x) ? x->valuestring : "";
 }
 
+int ag_atoi(const char *s, int dflt)
+{
+    char *end = NULL;
+    long v = s ? strtol(s, &end, 10) : 0;
+    return s && end != s ? (int)v : dflt;
+}
+
 int ag_json_int(const cJSON *o, const char *key, int dflt)
 {
     const cJSON *x = o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
@@ -109,8 +116,8 @@ static cJSON *build(ag_t *a, ag_pod_t *p)
                                 cJSON_GetObjectItemCaseSensitive(p->obj, "status"), "conditions"))
     {
         const char *t = ag_json_str(old, "type");
-        if (strcmp(t, "PodReadyToStartContainers") && strcmp(t, "Initialized") &&
-            strcmp(t, "Ready") && strcmp(t, "ContainersReady"))
+        if (strcmp(t, "PodReadyToStartContainers") != 0 && strcmp(t, "Initialized") != 0 &&
+            strcmp(t, "Ready") != 0 && strcmp(t, "ContainersReady") != 0)
             cJSON_AddItemToArray(conds, cJSON_Duplicate(old, 1));
     }
     const char *done = !strcmp(p->phase, "Succeeded") || !strcmp(p->phase, "Failed")
