@@ -218,7 +218,12 @@ result() { # NAME PASS|FAIL DETAIL
 
 # ------------------------------------------------------------------ install
 T_INSTALL=""
+ns_terminating() { [[ "$(kc get namespace "$1" -o jsonpath='{.status.phase}' 2>/dev/null)" == Terminating ]]; }
+ns_usable() { ! ns_terminating "${NS}" && ! ns_terminating "${RELNS}"; }
+
 install_chart() {
+    # an earlier run's (or test's) namespaces may still be going away
+    wait_until "namespaces ${NS} and ${RELNS} to finish terminating" 90 ns_usable || return 1
     kc create namespace "${NS}" >/dev/null 2>&1 || true
     T_INSTALL=$(now)
     if ! helm install kccl "${ROOT}/helm/kccl" -n "${RELNS}" --create-namespace \
