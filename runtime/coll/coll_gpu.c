@@ -288,35 +288,25 @@ static kccl_status_t stream_wait(kccl_cg_state_t *s, void *from, void *to)
     return err != 0 ? cuda_fail(s->comm, "ordering the copy-engine stream", err) : KCCL_OK;
 }
 
-/* All-reduce: chunk c's reduce (zero-copy loads of this rank's region, into its own
- * recv; the first with the opening barrier) runs on the caller's stream while the side
- * stream puts chunk c-1 into every peer with the copy engine; then the barrier kernel. */
+/* All-reduce: one zero-copy kernel reduces this rank's region from every rank's send
+ * buffer into its own recv (its opening barrier proves peers' buffers ready), then
+ * copy-engine puts of the region into every peer, then the barrier kernel. Overlapping
+ * the reduce of chunk c with the puts of chunk c-1 on a side stream was slower on H100
+ * (1 GiB, 2 ranks: 3304 us against 2981 us; bench/NOTES.md). */
 static kccl_status_t run_ce_all_reduce(kccl_cg_state_t *s, const kccl_coll_args_t *a,
                                        kccl_cg_launch_t *l)
 {
     const size_t es = kccl_dtype_size(a->dtype), v = 16 / es, n = (size_t)s->n;
     const size_t R = ((a->count + n - 1) / n + v - 1) / v * v, off = (size_t)s->me * R;
     const size_t len = off >= a->count ? 0 : (a->count - off < R ? a->count - off : R);
-    const size_t chunk = ((size_t)32 << 20) / es; /* a multiple of v */
     l->algo = KCCL_CG_ZC;
+    l->phase = 1;
+    l->lo = 0;
+    l->hi = R;
     l->threads = 512;
-    l->blocks = clampi(((R < chunk ? R : chunk) + 512 * v - 1) / (512 * v), 1, 2 * s->nsm);
-    int forked = 0;
-    for (size_t lo = 0, c = 0; lo < R; lo += chunk, c++) { /* R: the same count on every rank */
-        size_t hi = lo + chunk < len ? lo + chunk : len;
-        l->phase = c == 0 ? 1 : 2;
-        l->lo = lo;
-        l->hi = lo + chunk;
-        KCCL_CHECK(launch(s, l, "launching the reduce half of a copy-engine all-reduce"));
-        if (hi <= lo)
-            continue;
-        KCCL_CHECK(stream_wait(s, a->stream, s->side));
-        forked = 1;
-        KCCL_CHECK(ce_puts(s, l, (const char *)a->recvbuf + (off + lo) * es, (off + lo) * es,
-                           (hi - lo) * es, s->side));
-    }
-    if (forked) /* join (a capture must end with the side stream joined back) */
-        KCCL_CHECK(stream_wait(s, s->side, a->stream));
+    l->blocks = clampi((R + 512 * v - 1) / (512 * v), 1, 2 * s->nsm);
+    KCCL_CHECK(launch(s, l, "launching the reduce half of a copy-engine all-reduce"));
+    KCCL_CHECK(ce_puts(s, l, (const char *)a->recvbuf + off * es, off * es, len * es, a->stream));
     return barrier(s, l);
 }
 

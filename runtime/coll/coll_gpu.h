@@ -58,12 +58,12 @@ typedef struct kccl_cg_launch {
     int kind, algo, dtype, op; /* coll.h kind, kccl_cg_algo_t, kccl_dtype_t, kccl_redop_t */
     int rank, nranks, root;
     int aligned; /* ZC: 1 when every rank's buffers are 16-byte aligned */
-    int phase;   /* ZC all-reduce: 0 whole; copy-engine chunks reducing this rank's region into
-                    its recv only: 1 the first (opening barrier), 2 later ones (no barrier) */
+    int phase;   /* ZC all-reduce: 0 whole; 1 reduce [lo, hi) of this rank's region into its
+                    own recv only (the copy engine puts it into peers) */
     int blocks, threads;
     size_t count;  /* elements, as the API defines them for the kind */
     size_t stride; /* elements between ranks' regions: all-gather's recv, reduce-scatter's send */
-    size_t lo, hi; /* phases 1 and 2: elements [lo, hi) of this rank's region */
+    size_t lo, hi; /* phase 1: elements [lo, hi) of this rank's region */
     const void *send;
     void *recv;
     void *scratch;                            /* this rank's scratch */

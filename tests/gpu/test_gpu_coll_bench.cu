@@ -5,7 +5,8 @@
  * replay over iters is a rank's time, the slowest rank's time is the figure
  * (nccl-tests columns: algbw = bytes / time, busbw = algbw * 2(n-1)/n for
  * all-reduce and (n-1)/n for all-gather). Inputs are a non-zero pattern; each
- * kccl result is spot-checked (1025 elements) and reported as #wrong.
+ * kccl result is spot-checked (1025 elements) and reported as #wrong. Eager
+ * mode too: calls issued back to back between two events.
  * Until the committed kccl-bench (bench/coll/) lands, this is what
  * tests/gpu/run_gpu_coll.sh times.
  *
@@ -161,6 +162,37 @@ static int time_one(bctx_t *b, int impl, int coll, size_t count, double *us)
     return 0;
 }
 
+/* Eager mode: iters calls in a row between two events, slowest rank. */
+static int time_eager(bctx_t *b, int impl, int coll, size_t count, double *us)
+{
+    int gh_rank = b->rank;
+    size_t bytes = count * 4 * (coll ? (size_t)b->n : 1);
+    int iters = bytes <= (1 << 20) ? 100 : bytes <= (64 << 20) ? 10 : 3;
+    for (int i = 0; i < 3; i++)
+        GH_CHECK(issue(b, impl, coll, count) == 0, "warm-up call failed: %s", kccl_last_error());
+    GH_CUDA(cudaStreamSynchronize(b->stream));
+    GH_OK(kccl_bootstrap_barrier(kccl_comm_bootstrap(b->comm)));
+    cudaEvent_t e0, e1;
+    float ms = 0;
+    GH_CUDA(cudaEventCreate(&e0));
+    GH_CUDA(cudaEventCreate(&e1));
+    GH_CUDA(cudaEventRecord(e0, b->stream));
+    for (int i = 0; i < iters; i++)
+        GH_CHECK(issue(b, impl, coll, count) == 0, "call failed: %s", kccl_last_error());
+    GH_CUDA(cudaEventRecord(e1, b->stream));
+    GH_CUDA(cudaEventSynchronize(e1));
+    GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+    double all[8] = {0};
+    all[b->rank] = ms * 1e3 / iters;
+    GH_OK(kccl_bootstrap_all_gather(kccl_comm_bootstrap(b->comm), all, sizeof(double)));
+    *us = 0;
+    for (int r = 0; r < b->n; r++)
+        *us = std::max(*us, all[r]);
+    GH_CUDA(cudaEventDestroy(e0));
+    GH_CUDA(cudaEventDestroy(e1));
+    return 0;
+}
+
 static double busbw(int coll, int n, size_t bytes, double us)
 {
     double algbw = (double)bytes / (us * 1e3);
@@ -182,6 +214,10 @@ static int bench_coll(bctx_t *b, int coll)
         int wrong = count_wrong(b, coll, count);
         if (b->have_nccl && time_one(b, 1, coll, count, &n_us))
             return 1;
+        double ke_us = 0, ne_us = 0;
+        if (time_eager(b, 0, coll, count, &ke_us) ||
+            (b->have_nccl && time_eager(b, 1, coll, count, &ne_us)))
+            return 1;
         for (int a = 0; b->sweep && a < 4; a++) {
             int small = bytes <= (16u << 20), large = bytes >= (256u << 10);
             if ((a < 2 && !small) || (a >= 2 && !large) || (a == 1 && coll != 0))
@@ -200,6 +236,7 @@ static int bench_coll(bctx_t *b, int coll)
                    coll ? "all_gather" : "all_reduce", b->n, bytes, k_us, n_us,
                    busbw(coll, b->n, bytes, k_us), n_us > 0 ? busbw(coll, b->n, bytes, n_us) : 0,
                    wrong);
+            printf(" eager_kccl_us %.2f eager_nccl_us %.2f", ke_us, ne_us);
             if (b->sweep)
                 printf(" ll_us %.2f ll2_us %.2f zc_us %.2f ce_us %.2f", a_us[0], a_us[1], a_us[2],
                        a_us[3]);

@@ -458,15 +458,14 @@ __global__ void __launch_bounds__(512, 2) zc_kernel(kccl_cg_launch_t p)
     const size_t es = sizeof(Rw), cnt = p.count;
     const size_t unit = (size_t)blockDim.x * V, ustride = unit * gridDim.x;
     const size_t first = (size_t)b * unit + (size_t)threadIdx.x * V;
-    if (p.phase != 2)
-        zc_barrier(p, e + 1, 0);
+    zc_barrier(p, e + 1, 0);
 
     if (p.kind == KCCL_CG_ALL_REDUCE) {
         size_t R = (cnt + n - 1) / n;
         R = (R + V - 1) / V * V;
         size_t off = me * R * es, len = (size_t)me * R >= cnt ? 0 : cnt - me * R;
         len = len < R ? len : R;
-        /* phases 1 and 2 (copy engine): elements [lo, hi) of this rank's region only */
+        /* phase 1 (copy engine): elements [lo, hi) of this rank's region only */
         const size_t lo = p.phase ? p.lo : 0;
         len = p.phase && p.hi < len ? p.hi : len;
         for (size_t o = lo + first; o < len; o += ustride) {
@@ -502,9 +501,7 @@ __global__ void __launch_bounds__(512, 2) zc_kernel(kccl_cg_launch_t p)
                 zc_store<DT, V>(&own, 1, 0, 0, 0, o, cnt, v, VEC);
             }
     }
-    if (p.phase == 2) /* a later chunk of the copy-engine all-reduce: no barrier at all */
-        return;
-    if (p.phase == 1) { /* its first chunk: the opening barrier only */
+    if (p.phase == 1) { /* reduce half of the copy-engine all-reduce: opening barrier only */
         epoch_end(p, e + 1);
         return;
     }
