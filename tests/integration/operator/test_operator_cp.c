@@ -388,6 +388,14 @@ static void test_leader_election(void **state)
     pid_t leader = b_leads ? b : c, standby = b_leads ? c : b;
     const char *leader_log = b_leads ? log_b : log_c, *standby_log = b_leads ? log_c : log_b;
     snprintf(op_log, sizeof(op_log), "%s", leader_log);
+    /* both are ready: the leader and the standby (warm caches) */
+    for (int port = health_port + 1; port <= health_port + 2; port++) {
+        char out[64];
+        int rc = 1;
+        for (int i = 0; i < 100 && rc != 0; i++, opit_sleep_ms(100))
+            rc = kcp_sh(out, sizeof(out), "curl -sf http://127.0.0.1:%d/readyz", port);
+        assert_int_equal(rc, 0);
+    }
     /* only the leader acts */
     group_up("gle", 1, NULL, 0);
     cJSON_Delete(wait_cg("gle", exists, NULL, 30000, "created by the leader"));
