@@ -22,6 +22,9 @@
 #   KCCL_KIND_SKIP_CUDA_IMAGE=0  1: do not build ghcr.io/kccl/kccl-runtime (a ~3 GB CUDA base)
 #   KCCL_KIND_NODE_IMAGE=        kindest/node image (default: the one the kind release pins)
 #   KCCL_KIND_TIMEOUT=300        seconds for each of: CommGroup Ready, Job Complete
+#   KCCL_KIND_EXISTING=0         1: skip steps 1, 2 and 6 and run 3-5 against the cluster of
+#                                $KUBECONFIG as it is (its nodes must have the images); used to
+#                                check this script on the local control plane (README.md)
 #   KIND, HELM, KUBECTL          binaries (default: PATH, then ~/.cache/kccl)
 set -euo pipefail
 
@@ -32,6 +35,7 @@ TIMEOUT="${KCCL_KIND_TIMEOUT:-300}"
 NS=kccl-system
 APP_NS=default
 GROUP=kccl-demo
+WORLD=8
 TAG="$(awk -F'"' '/^appVersion:/ { print $2 }' "${ROOT}/helm/kccl/Chart.yaml")"
 # image name -> Dockerfile (deploy/docker/<stem>.Dockerfile)
 IMAGES=(
@@ -47,7 +51,9 @@ log() { printf '[kind %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - T0))"
 fail() { log "FAILED: $*"; exit 1; }
 
 # ------------------------------------------------------------------ prerequisites
-if ! command -v docker >/dev/null 2>&1 || ! timeout 30 docker info >/dev/null 2>&1; then
+EXISTING="${KCCL_KIND_EXISTING:-0}"
+if [[ "${EXISTING}" != 1 ]] &&
+    { ! command -v docker >/dev/null 2>&1 || ! timeout 30 docker info >/dev/null 2>&1; }; then
     echo "e2e/kind: no container engine (docker) on this machine: the kind scenario needs one; nothing was run"
     if command -v docker >/dev/null 2>&1; then
         echo "e2e/kind: (the docker client is installed, but no daemon answers: docker info fails)" >&2
@@ -66,16 +72,21 @@ find_tool() {  # find_tool NAME OVERRIDE: the binary, or nothing
 KIND_BIN="$(find_tool kind "${KIND:-}")"
 HELM_BIN="$(find_tool helm "${HELM:-}")"
 KUBECTL_BIN="$(find_tool kubectl "${KUBECTL:-}")"
-if [[ -z "${KIND_BIN}" ]]; then
+if [[ -z "${KIND_BIN}" && "${EXISTING}" != 1 ]]; then
     echo "e2e/kind: kind is not installed: GOBIN=~/.cache/kccl/bin go install sigs.k8s.io/kind@latest; nothing was run"
     exit 77
 fi
 [[ -n "${HELM_BIN}" && -n "${KUBECTL_BIN}" ]] ||
     fail "helm or kubectl missing: build them with e2e/controlplane/build.sh (or set HELM, KUBECTL)"
 
-KUBECONFIG_FILE="$(mktemp)"
-export KUBECONFIG="${KUBECONFIG_FILE}"
-k() { "${KUBECTL_BIN}" "$@"; }
+if [[ "${EXISTING}" == 1 ]]; then
+    [[ -n "${KUBECONFIG:-}" ]] || fail "KCCL_KIND_EXISTING=1 needs KUBECONFIG"
+    KUBECONFIG_FILE="${KUBECONFIG}"
+else
+    KUBECONFIG_FILE="$(mktemp)"
+    export KUBECONFIG="${KUBECONFIG_FILE}"
+fi
+k() { "${KUBECTL_BIN}" --request-timeout=30s "$@"; }
 
 cleanup() {
     local rc=$?
@@ -86,7 +97,14 @@ cleanup() {
         k -n "${NS}" logs deploy/kccl-operator --tail=60 2>&1 >&2 || true
         k get events -A --sort-by=.lastTimestamp 2>&1 | tail -n 30 >&2 || true
     fi
-    if [[ "${KCCL_KIND_KEEP:-0}" == 1 ]]; then
+    if [[ "${EXISTING}" == 1 ]]; then
+        if [[ ${rc} -ne 0 ]]; then   # leave the cluster as found
+            k delete -f "${ROOT}/deploy/examples/indexed-job.yaml" --ignore-not-found \
+                --timeout=60s >/dev/null 2>&1 || true
+            "${HELM_BIN}" uninstall kccl --namespace "${NS}" --wait --timeout 60s \
+                >/dev/null 2>&1 || true
+        fi
+    elif [[ "${KCCL_KIND_KEEP:-0}" == 1 ]]; then
         log "keeping cluster ${CLUSTER} (KCCL_KIND_KEEP=1); kubeconfig ${KUBECONFIG_FILE}"
     else
         "${KIND_BIN}" delete cluster --name "${CLUSTER}" >/dev/null 2>&1 || true
@@ -96,28 +114,40 @@ cleanup() {
 }
 
 # ------------------------------------------------------------------ 1. images
-for entry in "${IMAGES[@]}"; do
-    image="${entry%%:*}" dockerfile="${entry#*:}"
-    if [[ "${image}" == ghcr.io/kccl/kccl-runtime && "${KCCL_KIND_SKIP_CUDA_IMAGE:-0}" == 1 ]]; then
-        log "skipping ${image} (KCCL_KIND_SKIP_CUDA_IMAGE=1)"
-        continue
-    fi
-    log "docker build ${image}:${TAG} (deploy/docker/${dockerfile})"
-    DOCKER_BUILDKIT=1 docker build -q -f "${ROOT}/deploy/docker/${dockerfile}" \
-        -t "${image}:${TAG}" "${ROOT}" >/dev/null || fail "docker build of ${image} failed"
-done
+build_images() {
+    local entry image dockerfile
+    for entry in "${IMAGES[@]}"; do
+        image="${entry%%:*}" dockerfile="${entry#*:}"
+        if [[ "${image}" == ghcr.io/kccl/kccl-runtime && "${KCCL_KIND_SKIP_CUDA_IMAGE:-0}" == 1 ]]; then
+            log "skipping ${image} (KCCL_KIND_SKIP_CUDA_IMAGE=1)"
+            continue
+        fi
+        log "docker build ${image}:${TAG} (deploy/docker/${dockerfile})"
+        DOCKER_BUILDKIT=1 docker build -q -f "${ROOT}/deploy/docker/${dockerfile}" \
+            -t "${image}:${TAG}" "${ROOT}" >/dev/null || fail "docker build of ${image} failed"
+    done
+}
 
 # ------------------------------------------------------------------ 2. cluster
+create_cluster() {
+    local node_image=() image
+    [[ -n "${KCCL_KIND_NODE_IMAGE:-}" ]] && node_image=(--image "${KCCL_KIND_NODE_IMAGE}")
+    log "kind create cluster ${CLUSTER}"
+    "${KIND_BIN}" create cluster --name "${CLUSTER}" --config "${HERE}/kind-config.yaml" \
+        --kubeconfig "${KUBECONFIG_FILE}" --wait 180s ${node_image[@]+"${node_image[@]}"}
+    for image in "${LOADED[@]}"; do
+        "${KIND_BIN}" load docker-image --name "${CLUSTER}" "${image}:${TAG}" >/dev/null
+    done
+    log "images loaded"
+}
+
 trap cleanup EXIT
-node_image=()
-[[ -n "${KCCL_KIND_NODE_IMAGE:-}" ]] && node_image=(--image "${KCCL_KIND_NODE_IMAGE}")
-log "kind create cluster ${CLUSTER}"
-"${KIND_BIN}" create cluster --name "${CLUSTER}" --config "${HERE}/kind-config.yaml" \
-    --kubeconfig "${KUBECONFIG_FILE}" --wait 180s ${node_image[@]+"${node_image[@]}"}
-for image in "${LOADED[@]}"; do
-    "${KIND_BIN}" load docker-image --name "${CLUSTER}" "${image}:${TAG}" >/dev/null
-done
-log "images loaded"
+if [[ "${EXISTING}" == 1 ]]; then
+    log "KCCL_KIND_EXISTING=1: the cluster of ${KUBECONFIG}; no image build, no kind"
+else
+    build_images
+    create_cluster
+fi
 
 # ------------------------------------------------------------------ 3. install
 "${HELM_BIN}" install kccl "${ROOT}/helm/kccl" --namespace "${NS}" --create-namespace \
@@ -144,7 +174,14 @@ inits="$(k -n "${APP_NS}" get pod "${pod0}" -o jsonpath='{.spec.initContainers[*
 [[ " ${inits} " == *" kccl-sidecar "* ]] || fail "rank 0's pod has no kccl-sidecar (init containers: ${inits})"
 sa="$(k -n "${APP_NS}" get pod "${pod0}" -o jsonpath='{.spec.serviceAccountName}')"
 [[ "${sa}" == kccl-sidecar ]] || fail "rank 0's pod runs as ServiceAccount ${sa}, not kccl-sidecar"
-k -n "${APP_NS}" logs "${pod0}" -c demo | tee /dev/stderr | grep -q . || fail "rank 0 printed nothing"
+if out0="$(k -n "${APP_NS}" logs "${pod0}" -c demo 2>&1)"; then
+    printf '%s\n' "${out0}" >&2
+    grep -q "bootstrap: ${WORLD} ranks" <<<"${out0}" || fail "rank 0's kccl-demo output lacks its table"
+elif [[ "${EXISTING}" == 1 ]]; then
+    log "no container logs from this cluster (${out0}); not checked"
+else
+    fail "kubectl logs of rank 0 failed: ${out0}"
+fi
 
 events="$(k -n "${APP_NS}" get events -o jsonpath='{range .items[*]}{.type} {.involvedObject.kind}/{.involvedObject.name} {.reason}: {.message}{"\n"}{end}')"
 grep -q "CommGroup/${GROUP}" <<<"${events}" || fail "no Events on CommGroup ${GROUP}"

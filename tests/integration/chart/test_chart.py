@@ -24,6 +24,7 @@ VALUE_SETS = {
                            "--set", "certManager.issuerRef.kind=ClusterIssuer"],
     "namespaces": ["--set-json", 'workloadNamespaces=["team-a","team-b","default"]'],
     "example": ["--set", "example.enabled=true"],
+    "example-no-hold": ["--set", "example.enabled=true", "--set", "example.holdSeconds=0"],
     "watch-namespace": ["--set", "operator.watchNamespace=team-a",
                         "--set-json", 'workloadNamespaces=["team-a"]'],
     "no-workload-namespaces": ["--set-json", "workloadNamespaces=[]"],
@@ -245,6 +246,9 @@ def assert_example(docs, vals):
     check(ctr["image"] == "ghcr.io/kccl/kccl-runtime-cpu:" + c.APP_VERSION and
           ctr["command"] == ["kccl-demo"],
           "example container %s %s" % (ctr["image"], ctr["command"]))
+    hold = e.get("holdSeconds", 0)
+    check(ctr.get("args") == (["--hold", str(hold)] if hold else None),
+          "example args %s, holdSeconds %s" % (ctr.get("args"), hold))
     assert_security(tpl["spec"], "example")
     g = one(docs, "CommGroup", e["name"], e["namespace"])
     check(g["apiVersion"] == "kccl.io/v1alpha1" and g["spec"]["worldSize"] == 8 and
@@ -284,6 +288,7 @@ BAD_VALUES = [
     (["--set", "certManager.issuerRef.kind=Vault"], ["/certManager/issuerRef/kind"]),
     (["--set", "certManager.duration=1year"], ["/certManager/duration"]),
     (["--set", "example.worldSize=0"], ["/example/worldSize"]),
+    (["--set", "example.holdSeconds=-1"], ["/example/holdSeconds"]),
     (["--set", "webhook.certValidityDays=0"], ["/webhook/certValidityDays"]),
     # cross-key checks in templates/_helpers.tpl
     (["--set", "example.enabled=true", "--set", "example.namespace=ml"],
