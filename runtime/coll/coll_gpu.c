@@ -31,7 +31,8 @@
 #include "core/error.h"
 #include "kccl/kccl_channel.h"
 
-static const char *const algo_names[] = {"auto", "ll", "ll2", "zc", "ce"};
+/* KCCL_COLL_ALGO values, by kccl_cg_algo_t ("-": internal ids) */
+static const char *const algo_names[] = {"auto", "ll", "ll2", "zc", "ce", "-", "cep"};
 
 static kccl_status_t cuda_fail(kccl_comm_t comm, const char *what, int err)
 {
@@ -43,12 +44,12 @@ static kccl_status_t read_config(kccl_cg_state_t *s)
 {
     const char *algo = kccl_config_str(KCCL_CFG_COLL_ALGO);
     s->algo = -1;
-    for (int i = 0; i < 5; i++)
-        if (strcmp(algo, algo_names[i]) == 0)
+    for (int i = 0; i < (int)(sizeof(algo_names) / sizeof(algo_names[0])); i++)
+        if (strcmp(algo, algo_names[i]) == 0 && algo[0] != '-')
             s->algo = i;
     if (s->algo < 0)
         KCCL_FAIL(COLL, KCCL_ERR_INVALID_ARG,
-                  "KCCL_COLL_ALGO=%s is not one of auto, ll, ll2, zc, ce", algo);
+                  "KCCL_COLL_ALGO=%s is not one of auto, ll, ll2, zc, ce, cep", algo);
     s->ll_max = kccl_config_int_or_default(KCCL_CFG_COLL_LL_MAX);
     s->ll2_max = kccl_config_int_or_default(KCCL_CFG_COLL_LL2_MAX);
     s->ce_min = kccl_config_int_or_default(KCCL_CFG_COLL_CE_MIN);
@@ -133,6 +134,8 @@ static void state_free(kccl_cg_state_t *s)
             (void)cudaEventDestroy((cudaEvent_t)s->events[i]);
     if (s->side != NULL)
         (void)cudaStreamDestroy((cudaStream_t)s->side);
+    if (s->pull != NULL)
+        (void)cudaFree(s->pull);
     free(s);
 }
 
@@ -166,8 +169,9 @@ static int choose(const kccl_cg_state_t *s, const kccl_coll_args_t *a, size_t by
     if (s->algo != KCCL_CG_AUTO) {
         if (s->algo == KCCL_CG_LL2 && a->kind != KCCL_COLL_ALL_REDUCE)
             return KCCL_CG_LL;
-        if (s->algo == KCCL_CG_CE && !ce_ok)
-            return KCCL_CG_ZC;
+        if ((s->algo == KCCL_CG_CE && !ce_ok) ||
+            (s->algo == KCCL_CG_CEP && a->kind != KCCL_COLL_ALL_REDUCE))
+            return ce_ok ? KCCL_CG_CE : KCCL_CG_ZC;
         return s->algo;
     }
     /* Built-in table from the H100 runs (bench/NOTES.md, "Collectives (GPU)"). */
@@ -310,13 +314,82 @@ static kccl_status_t run_ce_all_reduce(kccl_cg_state_t *s, const kccl_coll_args_
     return barrier(s, l);
 }
 
+/* Next event of the pool, recorded on stream. */
+static kccl_status_t record(kccl_cg_state_t *s, void *stream, void **ev)
+{
+    *ev = s->events[s->next_event++ % KCCL_CG_EVENTS];
+    int err = (int)cudaEventRecord((cudaEvent_t)*ev, (cudaStream_t)stream);
+    return err != 0 ? cuda_fail(s->comm, "recording a copy-engine event", err) : KCCL_OK;
+}
+
+static kccl_status_t wait_event(kccl_cg_state_t *s, void *stream, void *ev)
+{
+    int err = (int)cudaStreamWaitEvent((cudaStream_t)stream, (cudaEvent_t)ev, 0);
+    return err != 0 ? cuda_fail(s->comm, "waiting for a copy-engine event", err) : KCCL_OK;
+}
+
+#define CEP_CHUNK ((size_t)16 << 20) /* bytes per peer per pipeline stage */
+
+/* All-reduce with the copy engine on both halves: after the barrier kernel, the side
+ * stream pulls chunk c of this rank's region from every peer's send buffer into local
+ * scratch (double-buffered) while the caller's stream reduces chunk c-1 locally into
+ * recv; then copy-engine puts of the region into every peer and the barrier kernel. */
+static kccl_status_t run_cep(kccl_cg_state_t *s, const kccl_coll_args_t *a, kccl_cg_launch_t *l)
+{
+    const size_t es = kccl_dtype_size(a->dtype), v = 16 / es, n = (size_t)s->n;
+    const size_t R = ((a->count + n - 1) / n + v - 1) / v * v, off = (size_t)s->me * R;
+    const size_t len = off >= a->count ? 0 : (a->count - off < R ? a->count - off : R);
+    const size_t ch = CEP_CHUNK / es, need = 2 * (n - 1) * CEP_CHUNK;
+    if (s->pull_bytes < need) {
+        if (s->pull != NULL)
+            (void)cudaFree(s->pull);
+        s->pull = NULL;
+        s->pull_bytes = 0;
+        int err = (int)cudaMalloc(&s->pull, need);
+        if (err != 0)
+            return cuda_fail(s->comm, "allocating the pull scratch", err);
+        s->pull_bytes = need;
+    }
+    void *ev_red[2], *ev;
+    KCCL_CHECK(barrier(s, l));
+    KCCL_CHECK(record(s, a->stream, &ev_red[0]));
+    ev_red[1] = ev_red[0];
+    kccl_cg_launch_t r = *l;
+    r.algo = KCCL_CG_RED;
+    r.threads = 512;
+    r.blocks = clampi((ch + 512 * v - 1) / (512 * v), 1, 2 * s->nsm);
+    for (size_t lo = 0, c = 0; lo < len; lo += ch, c++) {
+        size_t hi = lo + ch < len ? lo + ch : len;
+        char *buf = (char *)s->pull + (c % 2) * (n - 1) * CEP_CHUNK;
+        KCCL_CHECK(wait_event(s, s->side, ev_red[c % 2])); /* reduce of c-2 done with buf */
+        for (int i = 1, k = 0; i < s->n; i++, k++) {
+            int q = (s->me + i) % s->n;
+            char *dst = buf + (size_t)k * CEP_CHUNK;
+            r.peer_send[q] = dst;
+            int err =
+                (int)cudaMemcpyAsync(dst, (const char *)l->peer_send[q] + (off + lo) * es,
+                                     (hi - lo) * es, cudaMemcpyDefault, (cudaStream_t)s->side);
+            if (err != 0)
+                return cuda_fail(s->comm, "copy-engine pull from a peer", err);
+        }
+        KCCL_CHECK(record(s, s->side, &ev));
+        KCCL_CHECK(wait_event(s, a->stream, ev));
+        r.lo = lo;
+        r.hi = hi;
+        KCCL_CHECK(launch(s, &r, "launching the local reduce of a copy-engine all-reduce"));
+        KCCL_CHECK(record(s, a->stream, &ev_red[c % 2]));
+    }
+    KCCL_CHECK(ce_puts(s, l, (const char *)a->recvbuf + off * es, off * es, len * es, a->stream));
+    return barrier(s, l);
+}
+
 /*
  * Copy engine for the all-gather half (large messages). All-reduce: above.
  * All-gather: barrier kernel (peers' recv ready), puts to every peer on the
  * caller's stream while the side stream makes this rank's own copy, barrier kernel.
  */
 static kccl_status_t run_ce(kccl_cg_state_t *s, const kccl_coll_args_t *a, kccl_cg_launch_t *l,
-                            int aligned)
+                            int aligned, int algo)
 {
     const size_t es = kccl_dtype_size(a->dtype);
     l->aligned = aligned;
@@ -325,7 +398,7 @@ static kccl_status_t run_ce(kccl_cg_state_t *s, const kccl_coll_args_t *a, kccl_
     l->send = a->sendbuf;
     l->recv = a->recvbuf;
     if (a->kind == KCCL_COLL_ALL_REDUCE)
-        return run_ce_all_reduce(s, a, l);
+        return algo == KCCL_CG_CEP ? run_cep(s, a, l) : run_ce_all_reduce(s, a, l);
     size_t bytes = a->count * es, off = (size_t)s->me * bytes;
     KCCL_CHECK(barrier(s, l));
     if ((const char *)a->recvbuf + off != (const char *)a->sendbuf) {
@@ -358,8 +431,8 @@ static kccl_status_t run_zc(kccl_cg_state_t *s, const kccl_coll_args_t *a, int a
                                l.peer_recv, &ok, &aligned));
     if (!ok)
         return run_ll(s, a, a->kind == KCCL_COLL_ALL_REDUCE && s->n > 2 ? KCCL_CG_LL2 : KCCL_CG_LL);
-    if (algo == KCCL_CG_CE)
-        return run_ce(s, a, &l, aligned);
+    if (algo == KCCL_CG_CE || algo == KCCL_CG_CEP)
+        return run_ce(s, a, &l, aligned, algo);
     if (a->kind == KCCL_COLL_ALL_REDUCE)
         len = ((a->count + n - 1) / n + v - 1) / v * v;
     else if (a->kind != KCCL_COLL_BROADCAST)

@@ -46,6 +46,8 @@ typedef enum {
     KCCL_CG_ZC = 3,      /* zero-copy: loads/stores straight into peers' user buffers */
     KCCL_CG_CE = 4,      /* all-reduce/all-gather: zero-copy reduce, then copy-engine puts */
     KCCL_CG_BARRIER = 5, /* internal: the one-block barrier kernel around copy-engine work */
+    KCCL_CG_CEP = 6,     /* all-reduce: copy-engine pulls, local reduce, copy-engine puts */
+    KCCL_CG_RED = 7,     /* internal: CEP's local reduce kernel */
 } kccl_cg_algo_t;
 
 /* Collective kinds as coll.h numbers them. */

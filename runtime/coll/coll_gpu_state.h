@@ -41,6 +41,8 @@ typedef struct kccl_cg_state {
     void *side;                   /* cudaStream_t: copy-engine work beside the caller's */
     void *events[KCCL_CG_EVENTS]; /* cudaEvent_t, reused round robin (fork/join) */
     unsigned next_event;
+    void *pull; /* local scratch of the copy-engine pull all-reduce (cudaMalloc) */
+    size_t pull_bytes;
     int algo;     /* KCCL_COLL_ALGO: kccl_cg_algo_t */
     long ll_max;  /* KCCL_COLL_LL_MAX, bytes; -1: the built-in table */
     long ll2_max; /* KCCL_COLL_LL2_MAX */

@@ -93,8 +93,8 @@ echo
 echo "================ kccl GPU collectives ($(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1), ${ngpu} GPUs) ================"
 for r in "${rows[@]}"; do echo "${r}"; done
 echo
-printf '%-10s %2s %10s %9s %9s %8s %8s %6s %9s %9s %s\n' coll n bytes kccl_us nccl_us kccl_bw nccl_bw wrong eager_k eager_n "ll/ll2/zc/ce us"
+printf '%-10s %2s %10s %9s %9s %8s %8s %6s %9s %9s %s\n' coll n bytes kccl_us nccl_us kccl_bw nccl_bw wrong eager_k eager_n "ll/ll2/zc/ce/cep us"
 cat "${OUT}"/bench_*.log 2>/dev/null | awk '/^RESULT /{
-    extra = ($19 == "ll_us") ? sprintf("%s/%s/%s/%s", $20, $22, $24, $26) : "";
+    extra = ($19 == "ll_us") ? sprintf("%s/%s/%s/%s/%s", $20, $22, $24, $26, $28) : "";
     printf "%-10s %2s %10s %9s %9s %8s %8s %6s %9s %9s %s\n", $2, $3, $4, $6, $8, $10, $12, $14, $16, $18, extra }'
 exit ${status}

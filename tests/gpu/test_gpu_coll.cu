@@ -14,7 +14,7 @@
  *      differ between ranks (so the zero-copy kernels' narrow path runs), with
  *      the built-in algorithm choice;
  *   2. the same for each algorithm forced through KCCL_COLL_ALGO (ll, ll2, zc,
- *      ce), including LL in several chunks (sizes above one scratch slot);
+ *      ce, cep), including LL in several chunks (sizes above one scratch slot);
  *   3. 64 MiB per kind;
  *   4. CUDA graphs: one graph holding several collectives of different
  *      algorithms, replayed many times with fresh inputs each time (the
@@ -379,7 +379,8 @@ static int rank_main(int rank, int n, const kccl_unique_id_t *id, const kccl_boo
     if (run_matrix(&x, "ll", forced, 5, 2, two, 0xF, &seed) ||
         run_matrix(&x, "ll2", forced, 5, 2, two, 0x1, &seed) ||
         run_matrix(&x, "zc", forced, 5, 2, two, 0xF, &seed) ||
-        run_matrix(&x, "ce", forced, 5, 2, two, 0x3, &seed))
+        run_matrix(&x, "ce", forced, 5, 2, two, 0x3, &seed) ||
+        run_matrix(&x, "cep", forced, 5, 2, two, 0x1, &seed))
         return 1;
     if (rank == 0)
         printf("matrix: %ld cases in %.1f s\n", x.cases, gh_now() - t0);
@@ -394,10 +395,11 @@ static int rank_main(int rank, int n, const kccl_unique_id_t *id, const kccl_boo
                 return 1;
         }
     /* copy-engine all-reduce of 96 MiB, forced (2 ranks choose it from 64 MiB) */
-    for (int inplace = 0; !quick && inplace < 2; inplace++) {
-        tcase_t c = {0, KCCL_FLOAT32, KCCL_SUM, (size_t)24 << 20, inplace, 0, 0};
-        setenv("KCCL_COLL_ALGO", "ce", 1);
-        if (run_eager(&x, &c, ++seed, "ce"))
+    for (int v = 0; !quick && v < 4; v++) { /* cep: several 16 MiB pipeline stages */
+        tcase_t c = {0, KCCL_FLOAT32, KCCL_SUM, (size_t)24 << 20, v & 1, 0, 0};
+        const char *algo = v < 2 ? "ce" : "cep";
+        setenv("KCCL_COLL_ALGO", algo, 1);
+        if (run_eager(&x, &c, ++seed, algo))
             return 1;
     }
     /* 4. graphs: LL, LL2 and zero-copy kernels in one graph, 50 replays */
@@ -414,6 +416,10 @@ static int rank_main(int rank, int n, const kccl_unique_id_t *id, const kccl_boo
     tcase_t g3[2] = {{0, KCCL_FLOAT32, KCCL_SUM, 3000017, 0, 0, 0},
                      {1, KCCL_BFLOAT16, KCCL_SUM, 2 << 20, 1, 0, 0}};
     if (run_graph(&x, g3, 2, quick ? 5 : 20, "ce"))
+        return 1;
+    tcase_t g4[2] = {{0, KCCL_BFLOAT16, KCCL_MAX, quick ? 3000017u : 9000011u, 0, 0, 0},
+                     {0, KCCL_FLOAT32, KCCL_AVG, 3000017, 1, 1, 0}};
+    if (run_graph(&x, g4, 2, quick ? 5 : 20, "cep"))
         return 1;
     GH_OK(kccl_bootstrap_barrier(kccl_comm_bootstrap(x.comm)));
     printf("[rank %d] %ld cases, %ld failed (%.1f s)\n", rank, x.cases, x.failures, gh_now() - t0);

@@ -12,7 +12,7 @@
  *
  * Usage: test_gpu_coll_bench nranks [--sweep] [--max-bytes B]
  *   --sweep: also time each forced algorithm (KCCL_COLL_ALGO=ll/ll2 up to
- *   16 MiB, zc/ce from 256 KiB), for the selection table.
+ *   16 MiB, zc/ce/cep from 256 KiB), for the selection table.
  * NCCL: KCCL_NCCL_LIB=/path/libnccl.so.2 (default: libnccl.so.2 on the loader
  * path); without it only kccl is timed.
  */
@@ -202,11 +202,11 @@ static double busbw(int coll, int n, size_t bytes, double us)
 static int bench_coll(bctx_t *b, int coll)
 {
     int gh_rank = b->rank;
-    static const char *const algos[] = {"ll", "ll2", "zc", "ce"};
+    static const char *const algos[] = {"ll", "ll2", "zc", "ce", "cep"};
     size_t lo = coll == 0 ? 1024 : 65536, hi = coll == 0 ? b->max_bytes : b->max_bytes / 4;
     for (size_t bytes = lo; bytes <= hi; bytes *= 4) {
         size_t count = coll == 0 ? bytes / 4 : bytes / 4 / (size_t)b->n;
-        double k_us = 0, n_us = 0, a_us[4] = {0, 0, 0, 0};
+        double k_us = 0, n_us = 0, a_us[5] = {0, 0, 0, 0, 0};
         setenv("KCCL_COLL_ALGO", "auto", 1);
         GH_CUDA(cudaMemset(b->recv, 0x7F, bytes));
         if (time_one(b, 0, coll, count, &k_us))
@@ -218,9 +218,9 @@ static int bench_coll(bctx_t *b, int coll)
         if (time_eager(b, 0, coll, count, &ke_us) ||
             (b->have_nccl && time_eager(b, 1, coll, count, &ne_us)))
             return 1;
-        for (int a = 0; b->sweep && a < 4; a++) {
+        for (int a = 0; b->sweep && a < 5; a++) {
             int small = bytes <= (16u << 20), large = bytes >= (256u << 10);
-            if ((a < 2 && !small) || (a >= 2 && !large) || (a == 1 && coll != 0))
+            if ((a < 2 && !small) || (a >= 2 && !large) || ((a == 1 || a == 4) && coll != 0))
                 continue;
             setenv("KCCL_COLL_ALGO", algos[a], 1);
             GH_CUDA(cudaMemset(b->recv, 0x7F, bytes));
@@ -238,8 +238,8 @@ static int bench_coll(bctx_t *b, int coll)
                    wrong);
             printf(" eager_kccl_us %.2f eager_nccl_us %.2f", ke_us, ne_us);
             if (b->sweep)
-                printf(" ll_us %.2f ll2_us %.2f zc_us %.2f ce_us %.2f", a_us[0], a_us[1], a_us[2],
-                       a_us[3]);
+                printf(" ll_us %.2f ll2_us %.2f zc_us %.2f ce_us %.2f cep_us %.2f", a_us[0],
+                       a_us[1], a_us[2], a_us[3], a_us[4]);
             printf("\n");
             fflush(stdout);
         }

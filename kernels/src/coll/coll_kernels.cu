@@ -518,6 +518,52 @@ __global__ void __launch_bounds__(32) bar_kernel(kccl_cg_launch_t p)
     epoch_end(p, e + 1);
 }
 
+/* Local reduce of the copy-engine pull all-reduce (coll_gpu.c): elements [lo, hi) of
+ * this rank's region; sources in rank order, this rank's from its send buffer, peer s's
+ * from the copy the copy engine pulled into local scratch (peer_send[s] + (o - lo));
+ * the result into this rank's recv. No peer memory, no flags. */
+template <int DT, int OP, int VEC>
+__global__ void __launch_bounds__(512, 2) red_kernel(kccl_cg_launch_t p)
+{
+    typedef typename elem<DT>::raw Rw;
+    typedef typename elem<DT>::acc A;
+    enum { V = 16 / sizeof(Rw) };
+    const int me = p.rank, n = p.nranks;
+    size_t R = (p.count + n - 1) / n;
+    R = (R + V - 1) / V * V;
+    const size_t base = (size_t)me * R, unit = (size_t)blockDim.x * V;
+    for (size_t o = p.lo + blockIdx.x * unit + threadIdx.x * V; o < p.hi; o += unit * gridDim.x) {
+        const int whole = VEC && o + V <= p.hi;
+        A acc[V];
+        for (int s = 0; s < n; s++) {
+            const Rw *src =
+                s == me ? (const Rw *)p.send + base + o : (const Rw *)p.peer_send[s] + (o - p.lo);
+            pack<DT, 16> x;
+            if (whole)
+                x.u128 = ld16(src);
+            else
+                for (int j = 0; j < V; j++)
+                    x.e[j] = o + j < p.hi ? src[j] : (Rw)0;
+#pragma unroll
+            for (int j = 0; j < V; j++) {
+                A v = elem<DT>::load(x.e[j]);
+                acc[j] = s == 0 ? v : red<OP>(acc[j], v);
+            }
+        }
+        pack<DT, 16> out;
+#pragma unroll
+        for (int j = 0; j < V; j++)
+            out.e[j] = elem<DT>::store(finish<OP>(acc[j], n));
+        Rw *dst = (Rw *)p.recv + base + o;
+        if (whole)
+            *(uint4 *)dst = out.u128;
+        else
+            for (int j = 0; j < V; j++)
+                if (o + j < p.hi)
+                    dst[j] = out.e[j];
+    }
+}
+
 /* ---- dispatch ---- */
 
 #define ROW4(K, DT, ...)                                                                           \
@@ -533,6 +579,7 @@ __global__ void __launch_bounds__(32) bar_kernel(kccl_cg_launch_t p)
 
 static const void *const ll_tab[4][4] = TAB(ll_kernel);
 static const void *const zc_tab[2][4][4] = {TAB(zc_kernel, , 0), TAB(zc_kernel, , 1)};
+static const void *const red_tab[2][4][4] = {TAB(red_kernel, , 0), TAB(red_kernel, , 1)};
 
 /* SMs and resident blocks per SM of fn at threads, cached (one process, one GPU). */
 static cudaError_t resident_blocks(const void *fn, int threads, int *nsm, int *per_sm)
@@ -570,6 +617,7 @@ extern "C" int kccl_cg_launch(const kccl_cg_launch_t *l)
         l->blocks > KCCL_CG_MAX_BLOCKS || l->nranks > MAXR)
         return (int)cudaErrorInvalidValue;
     const void *fn = l->algo == KCCL_CG_ZC        ? zc_tab[l->aligned ? 1 : 0][l->dtype][l->op]
+                     : l->algo == KCCL_CG_RED     ? red_tab[l->aligned ? 1 : 0][l->dtype][l->op]
                      : l->algo == KCCL_CG_BARRIER ? (const void *)bar_kernel
                                                   : ll_tab[l->dtype][l->op];
     kccl_cg_launch_t p = *l;
@@ -596,9 +644,9 @@ extern "C" int kccl_cg_preload(void)
     cudaFuncAttributes a;
     for (int d = 0; d < 4; d++)
         for (int o = 0; o < 4; o++) {
-            const void *fns[4] = {ll_tab[d][o], zc_tab[0][d][o], zc_tab[1][d][o],
-                                  (const void *)bar_kernel};
-            for (int i = 0; i < 4; i++) {
+            const void *fns[6] = {ll_tab[d][o],     zc_tab[0][d][o],  zc_tab[1][d][o],
+                                  red_tab[0][d][o], red_tab[1][d][o], (const void *)bar_kernel};
+            for (int i = 0; i < 6; i++) {
                 cudaError_t e = cudaFuncGetAttributes(&a, fns[i]);
                 if (e != cudaSuccess)
                     return (int)e;
