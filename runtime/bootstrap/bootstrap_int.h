@@ -8,10 +8,11 @@
 #include "bootstrap/engine.h"
 
 /* Tags at or above this are kccl's own: KCCL_TAG_RESERVED | op << 24 | low 24 bits.
- * Ops 1..3 are the bootstrap's collectives; KCCL_TAG_OP_INTERNAL is lent to the rest of
- * libkccl (transports, registered memory) through the *_internal calls below. */
-#define KCCL_TAG_RESERVED    0x80000000u
-#define KCCL_TAG_OP_INTERNAL 0x7Eu
+ * Ops 1..3 are the bootstrap's collectives; the ops below are lent to the rest of libkccl
+ * through the *_internal calls. */
+#define KCCL_TAG_RESERVED 0x80000000u
+#define KCCL_TAG_OP_LINK  0x7Eu /* transports: link set-up, memory handles, semaphores */
+#define KCCL_TAG_OP_COLL  0x7Du /* the CPU collectives' data (runtime/coll) */
 
 /* Runs the root inside the root rank's create; consumes listen_fd. */
 kccl_status_t kccl_root_run(kccl_bs_t *bs, int listen_fd, const kccl_wire_peer_t *self);
@@ -28,11 +29,12 @@ int kccl_bruck_step_count(int nranks, int have);
  * Tagged send/recv for libkccl's own pairwise exchanges (link set-up, memory
  * handles, semaphores): the same persistent connections, deadlines and
  * failure reports as kccl_bootstrap_send/recv, but in the reserved tag space,
- * so applications keep every tag below 2^31. tag24: the caller's low 24 bits.
+ * so applications keep every tag below 2^31. op: a KCCL_TAG_OP_* above; tag24: the
+ * caller's low 24 bits.
  */
-kccl_status_t kccl_bootstrap_send_internal(kccl_bootstrap_t bs, int peer, uint32_t tag24,
-                                           const void *buf, size_t len);
-kccl_status_t kccl_bootstrap_recv_internal(kccl_bootstrap_t bs, int peer, uint32_t tag24, void *buf,
-                                           size_t len);
+kccl_status_t kccl_bootstrap_send_internal(kccl_bootstrap_t bs, int peer, uint32_t op,
+                                           uint32_t tag24, const void *buf, size_t len);
+kccl_status_t kccl_bootstrap_recv_internal(kccl_bootstrap_t bs, int peer, uint32_t op,
+                                           uint32_t tag24, void *buf, size_t len);
 
 #endif

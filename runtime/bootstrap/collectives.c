@@ -171,30 +171,30 @@ kccl_status_t kccl_bootstrap_recv(kccl_bootstrap_t bs, int peer, uint32_t tag, v
     return wait_recv(bs, peer, tag, buf, len, kccl_now_ms() + bs->timeout_ms, KCCL_STEP_RECV);
 }
 
-static uint32_t internal_tag(uint32_t tag24)
+static uint32_t internal_tag(uint32_t op, uint32_t tag24)
 {
-    return KCCL_TAG_RESERVED | KCCL_TAG_OP_INTERNAL << 24 | (tag24 & 0xFFFFFFu);
+    return KCCL_TAG_RESERVED | (op & 0x7Fu) << 24 | (tag24 & 0xFFFFFFu);
 }
 
-kccl_status_t kccl_bootstrap_send_internal(kccl_bootstrap_t bs, int peer, uint32_t tag24,
-                                           const void *buf, size_t len)
+kccl_status_t kccl_bootstrap_send_internal(kccl_bootstrap_t bs, int peer, uint32_t op,
+                                           uint32_t tag24, const void *buf, size_t len)
 {
     KCCL_CHECK(check_usable(bs, peer, "send"));
     if ((buf == NULL && len) || len >= KCCL_WIRE_MAX_FRAME)
         KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG, "rank %d: internal send of %zu bytes", bs->rank, len);
     int64_t deadline = kccl_now_ms() + bs->timeout_ms;
     uint64_t seq = 0;
-    KCCL_CHECK(post_send(bs, peer, internal_tag(tag24), buf, len, KCCL_STEP_SEND, &seq));
+    KCCL_CHECK(post_send(bs, peer, internal_tag(op, tag24), buf, len, KCCL_STEP_SEND, &seq));
     return wait_sent(bs, peer, seq, deadline, KCCL_STEP_SEND);
 }
 
-kccl_status_t kccl_bootstrap_recv_internal(kccl_bootstrap_t bs, int peer, uint32_t tag24, void *buf,
-                                           size_t len)
+kccl_status_t kccl_bootstrap_recv_internal(kccl_bootstrap_t bs, int peer, uint32_t op,
+                                           uint32_t tag24, void *buf, size_t len)
 {
     KCCL_CHECK(check_usable(bs, peer, "recv"));
     if (buf == NULL && len)
         KCCL_FAIL(BOOT, KCCL_ERR_INVALID_ARG, "rank %d: internal recv without a buffer", bs->rank);
-    return wait_recv(bs, peer, internal_tag(tag24), buf, len, kccl_now_ms() + bs->timeout_ms,
+    return wait_recv(bs, peer, internal_tag(op, tag24), buf, len, kccl_now_ms() + bs->timeout_ms,
                      KCCL_STEP_RECV);
 }
 

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bootstrap/bootstrap_int.h"
 #include "coll/coll.h"
 #include "coll/coll_cpu_reduce.h"
 #include "comm/comm.h"
@@ -85,7 +86,8 @@ static kccl_status_t send_elems(const ctx_t *c, int peer, const uint8_t *p, size
 {
     if (elems == 0)
         return KCCL_OK;
-    kccl_status_t st = kccl_bootstrap_send(c->bs, peer, c->tag, p, elems * c->esz);
+    kccl_status_t st =
+        kccl_bootstrap_send_internal(c->bs, peer, KCCL_TAG_OP_COLL, c->tag, p, elems * c->esz);
     return st == KCCL_OK ? KCCL_OK : fail(c, st);
 }
 
@@ -93,7 +95,8 @@ static kccl_status_t recv_elems(const ctx_t *c, int peer, uint8_t *p, size_t ele
 {
     if (elems == 0)
         return KCCL_OK;
-    kccl_status_t st = kccl_bootstrap_recv(c->bs, peer, c->tag, p, elems * c->esz);
+    kccl_status_t st =
+        kccl_bootstrap_recv_internal(c->bs, peer, KCCL_TAG_OP_COLL, c->tag, p, elems * c->esz);
     return st == KCCL_OK ? KCCL_OK : fail(c, st);
 }
 
@@ -204,8 +207,9 @@ static kccl_status_t all_gather(const ctx_t *c)
 static kccl_status_t bcast_ack(const ctx_t *c, int peer, int receive)
 {
     uint32_t tag = c->tag | 0x00800000u;
-    kccl_status_t st = receive ? kccl_bootstrap_recv(c->bs, peer, tag, NULL, 0)
-                               : kccl_bootstrap_send(c->bs, peer, tag, NULL, 0);
+    kccl_status_t st =
+        receive ? kccl_bootstrap_recv_internal(c->bs, peer, KCCL_TAG_OP_COLL, tag, NULL, 0)
+                : kccl_bootstrap_send_internal(c->bs, peer, KCCL_TAG_OP_COLL, tag, NULL, 0);
     return st == KCCL_OK ? KCCL_OK : fail(c, st);
 }
 
@@ -283,7 +287,7 @@ kccl_status_t kccl_coll_cpu_run(kccl_comm_t comm, const kccl_coll_args_t *args)
     c.esz = kccl_dtype_size(args->dtype);
     c.chunk = kccl_coll_cpu_chunk_bytes() / c.esz;
     KCCL_CHECK(get_state(comm, c.chunk * c.esz, &c.st));
-    c.tag = KCCL_COLL_CPU_TAG_BASE | (c.st->seq++ & 0x007FFFFFu);
+    c.tag = c.st->seq++ & 0x007FFFFFu; /* bit 23: broadcast acknowledgements */
     switch (args->kind) {
     case KCCL_COLL_ALL_REDUCE: return all_reduce(&c);
     case KCCL_COLL_ALL_GATHER: return all_gather(&c);

@@ -13,10 +13,8 @@
 #include <stdint.h>
 
 #define KCCL_COLL_CPU_CHUNK_DEFAULT ((size_t)1 << 20)
-/* Bootstrap tags 0x7F000000..0x7FFFFFFF carry the CPU collectives' data:
- * programs that use kccl_bootstrap_send/recv on a communicator's bootstrap
- * must stay below KCCL_COLL_CPU_TAG_BASE. */
-#define KCCL_COLL_CPU_TAG_BASE 0x7F000000u
+/* The CPU collectives' data travels on kccl's reserved bootstrap tags
+ * (KCCL_TAG_OP_COLL, bootstrap_int.h): applications keep every tag below 2^31. */
 /* Broadcast: chunks a parent may send ahead of a child's acknowledgement. */
 #define KCCL_COLL_CPU_BCAST_WINDOW 4
 

@@ -453,8 +453,9 @@ kccl_status_t kccl_mem_send(kccl_comm_t comm, kccl_mem_t mem, int peer)
     if (mem == NULL || link == NULL)
         KCCL_FAIL(INIT, KCCL_ERR_INVALID_ARG, "kccl_mem_send: bad memory or peer %d", peer);
     KCCL_CHECK(kccl_mem_get_handle(mem, &h));
-    KCCL_CHECK(kccl_bootstrap_send_internal(
-        kccl_comm_bootstrap(comm), peer, kccl_link_send_tag(link, KCCL_TP_TAG_MEM), &h, sizeof(h)));
+    KCCL_CHECK(kccl_bootstrap_send_internal(kccl_comm_bootstrap(comm), peer, KCCL_TAG_OP_LINK,
+                                            kccl_link_send_tag(link, KCCL_TP_TAG_MEM), &h,
+                                            sizeof(h)));
     if (link->ops->mem_push != NULL)
         KCCL_CHECK(link->ops->mem_push(link->ep, mem));
     return KCCL_OK;
@@ -466,8 +467,9 @@ kccl_status_t kccl_mem_recv(kccl_comm_t comm, int peer, kccl_rmem_t *out)
     struct kccl_link *link = kccl_comm_link(comm, peer);
     if (link == NULL || out == NULL)
         KCCL_FAIL(INIT, KCCL_ERR_INVALID_ARG, "kccl_mem_recv: bad peer %d", peer);
-    KCCL_CHECK(kccl_bootstrap_recv_internal(
-        kccl_comm_bootstrap(comm), peer, kccl_link_recv_tag(link, KCCL_TP_TAG_MEM), &h, sizeof(h)));
+    KCCL_CHECK(kccl_bootstrap_recv_internal(kccl_comm_bootstrap(comm), peer, KCCL_TAG_OP_LINK,
+                                            kccl_link_recv_tag(link, KCCL_TP_TAG_MEM), &h,
+                                            sizeof(h)));
     struct kccl_rmem *r;
     KCCL_CHECK(kccl_rmem_import(comm, &h, &r));
     if (r->peer != peer) {

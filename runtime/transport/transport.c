@@ -217,16 +217,18 @@ static kccl_status_t connect_set(kccl_transport_state_t *ts, const int *peers, i
     }
     for (int i = 0; i < n; i++)
         if (ts->links[peers[i]].ops->pair_info)
-            KCCL_CHECK_GOTO(kccl_bootstrap_send_internal(
-                                bs, peers[i], link_tag(&ts->links[peers[i]].sent_seq, LINK_TAG),
-                                mine[i], KCCL_TP_PAIR_BYTES),
-                            st, out);
+            KCCL_CHECK_GOTO(
+                kccl_bootstrap_send_internal(bs, peers[i], KCCL_TAG_OP_LINK,
+                                             link_tag(&ts->links[peers[i]].sent_seq, LINK_TAG),
+                                             mine[i], KCCL_TP_PAIR_BYTES),
+                st, out);
     for (int i = 0; i < n; i++)
         if (ts->links[peers[i]].ops->pair_info)
-            KCCL_CHECK_GOTO(kccl_bootstrap_recv_internal(
-                                bs, peers[i], link_tag(&ts->links[peers[i]].recv_seq, LINK_TAG),
-                                theirs[i], KCCL_TP_PAIR_BYTES),
-                            st, out);
+            KCCL_CHECK_GOTO(
+                kccl_bootstrap_recv_internal(bs, peers[i], KCCL_TAG_OP_LINK,
+                                             link_tag(&ts->links[peers[i]].recv_seq, LINK_TAG),
+                                             theirs[i], KCCL_TP_PAIR_BYTES),
+                st, out);
     for (int i = 0; i < n; i++)
         KCCL_CHECK_GOTO(ts->links[peers[i]].ops->ep_connect(eps[i], theirs[i]), st, out);
     int64_t deadline = kccl_tp_now_ms() + ts->env.timeout_ms;
@@ -236,16 +238,16 @@ static kccl_status_t connect_set(kccl_transport_state_t *ts, const int *peers, i
     uint8_t ready = 1;
     for (int i = 0; i < n; i++)
         if (ts->links[peers[i]].ops->pair_info)
-            KCCL_CHECK_GOTO(
-                kccl_bootstrap_send_internal(
-                    bs, peers[i], link_tag(&ts->links[peers[i]].sent_seq, LINK_TAG), &ready, 1),
-                st, out);
+            KCCL_CHECK_GOTO(kccl_bootstrap_send_internal(
+                                bs, peers[i], KCCL_TAG_OP_LINK,
+                                link_tag(&ts->links[peers[i]].sent_seq, LINK_TAG), &ready, 1),
+                            st, out);
     for (int i = 0; i < n; i++)
         if (ts->links[peers[i]].ops->pair_info)
-            KCCL_CHECK_GOTO(
-                kccl_bootstrap_recv_internal(
-                    bs, peers[i], link_tag(&ts->links[peers[i]].recv_seq, LINK_TAG), &ready, 1),
-                st, out);
+            KCCL_CHECK_GOTO(kccl_bootstrap_recv_internal(
+                                bs, peers[i], KCCL_TAG_OP_LINK,
+                                link_tag(&ts->links[peers[i]].recv_seq, LINK_TAG), &ready, 1),
+                            st, out);
     for (int i = 0; i < n; i++) {
         __atomic_store_n(&ts->links[peers[i]].ep, eps[i], __ATOMIC_RELEASE);
         eps[i] = NULL;
