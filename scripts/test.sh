@@ -85,7 +85,8 @@ stage_cuda()
     nvcc=$(command -v nvcc || true)
     [ -n "$nvcc" ] || [ ! -x /usr/local/cuda/bin/nvcc ] || nvcc=/usr/local/cuda/bin/nvcc
     [ -n "$nvcc" ] || nvcc=$(scripts/install-cuda-wheels.sh | tail -1)
-    configure_build build-cuda -DKCCL_WERROR=ON -DKCCL_SANITIZE= -DKCCL_BUILD_BENCH=OFF \
+    # The bench too: kccl-bench's device and NCCL code compiles only in this stage.
+    configure_build build-cuda -DKCCL_WERROR=ON -DKCCL_SANITIZE= -DKCCL_BUILD_BENCH=ON \
         -DKCCL_WITH_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc"
     run_ctest build-cuda -L 'unit|gpu'
 }
