@@ -75,8 +75,6 @@ typedef struct {
     int mount_timeout_s;     /* secrets/configMaps that do not appear: the pod fails */
     int delete_node_on_exit; /* the Node (and through GC its Lease) go at exit */
     FILE *timeline;          /* <state>/timeline.log: ms-stamped container/pod transitions */
-    char created[64][256];   /* mount points the agent had to create on the host */
-    int ncreated;
     /* state */
     kccl_kube_client_t api;
     ag_image_t images[AG_MAX_IMAGES];
@@ -197,7 +195,6 @@ const ag_image_t *ag_image_find(const ag_t *a, const char *image);
 pid_t ag_ctr_spawn(ag_t *a, ag_pod_t *p, ag_ctr_t *c);
 pid_t ag_probe_spawn(ag_t *a, ag_pod_t *p, ag_ctr_t *c, const cJSON *probe);
 void ag_env_free(char **envp);
-void ag_mountpoints_remove(ag_t *a);
 const char *ag_field_value(const ag_pod_t *p, const char *field, char *buf, size_t len);
 
 /* agent_pod.c */

@@ -399,7 +399,6 @@ int main(int argc, char **argv)
     drain(NULL);
     shutdown_pods(a);
     ag_net_cleanup_stale(a);
-    ag_mountpoints_remove(a);
     if (a->delete_node_on_exit)
         ag_node_delete(a);
     if (a->timeline)

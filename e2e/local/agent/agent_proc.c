@@ -15,7 +15,7 @@
  *   - unshares its mount namespace and bind-mounts every volumeMount's volume
  *     directory at the exact mountPath (readOnly remounted read-only), so paths
  *     inside the container are exactly those of the pod spec; mount points
- *     missing on the host are created (and removed at agent exit);
+ *     missing on the host are created and kept (see mountpoint());
  *   - gets the env of the spec ($(VAR) expanded, valueFrom fieldRef,
  *     secretKeyRef, configMapKeyRef; envFrom), plus HOSTNAME,
  *     KUBERNETES_SERVICE_HOST/PORT (the apiserver on the bridge) and
@@ -342,57 +342,47 @@ err:
 
 /* ------------------------------------------------------------------ mounts */
 
-static void note_created(ag_t *a, const char *top)
-{
-    for (int i = 0; i < a->ncreated; i++)
-        if (!strcmp(a->created[i], top))
-            return;
-    if (a->ncreated < 64)
-        snprintf(a->created[a->ncreated++], sizeof(a->created[0]), "%s", top);
-}
+#define AG_MOUNTPOINT_MARK ".kccl-node-agent-mountpoint"
 
-/* Creates target (a dir, or a file when the source is one) on the host if missing;
- * remembers the top-most directory it had to create. */
+/*
+ * Creates target (a dir, or a file when the source is one) on the host if missing. Mount points
+ * are shared by every agent on the machine and are never removed: removing a directory that is
+ * a mount point in a container's namespace detaches that mount (Linux >= 3.18), and the
+ * container then writes into the host's directory. A non-empty marker file inside keeps
+ * `find -empty -delete` clean-ups (of older agents) from removing it.
+ */
 static int mountpoint(ag_t *a, const char *target, int is_file)
 {
     struct stat st;
     char path[1024];
-    if (stat(target, &st) == 0)
-        return 0;
-    snprintf(path, sizeof(path), "%s", target);
-    char *s = path + 1, top[1024] = "";
-    for (;; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char saved = *s;
-        *s = '\0';
-        if (stat(path, &st) != 0) {
-            if (!top[0])
-                snprintf(top, sizeof(top), "%s", path);
-            int rc = saved == '\0' && is_file
-                         ? (close(open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0)
-                         : mkdir(path, 0755);
-            if (rc != 0 && errno != EEXIST)
-                return -1;
+    (void)a;
+    if (stat(target, &st) != 0) {
+        snprintf(path, sizeof(path), "%s", target);
+        for (char *s = path + 1;; s++) {
+            if (*s != '/' && *s != '\0')
+                continue;
+            char saved = *s;
+            *s = '\0';
+            if (stat(path, &st) != 0) {
+                int rc = saved == '\0' && is_file
+                             ? (close(open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0)
+                             : mkdir(path, 0755);
+                if (rc != 0 && errno != EEXIST)
+                    return -1;
+            }
+            *s = saved;
+            if (saved == '\0')
+                break;
         }
-        *s = saved;
-        if (saved == '\0')
-            break;
     }
-    if (top[0])
-        note_created(a, top);
+    if (is_file)
+        return 0;
+    snprintf(path, sizeof(path), "%s/" AG_MOUNTPOINT_MARK, target);
+    if (access(path, F_OK) != 0) {
+        static const char mark[] = "a mount point of kccl-node-agent's containers: keep\n";
+        ag_write_file_atomic(path, mark, sizeof(mark) - 1, 0644);
+    }
     return 0;
-}
-
-void ag_mountpoints_remove(ag_t *a)
-{
-    for (int i = 0; i < a->ncreated; i++) {
-        /* only what is empty: a mount point is empty once no container uses it */
-        ag_sh("find '%s' -depth \\( -type d -empty -delete \\) -o \\( -type f -empty -delete \\) "
-              "2>/dev/null; true",
-              a->created[i]);
-    }
-    a->ncreated = 0;
 }
 
 typedef struct {
