@@ -12,9 +12,11 @@
 #include "coll/coll_gpu.h"
 #include "kccl/kccl_mem.h"
 
-#define KCCL_CG_REG_SLOTS 64  /* this rank's registered user buffers */
-#define KCCL_CG_IMP_SLOTS 256 /* peers' user buffers imported here */
-#define KCCL_CG_EVENTS    64  /* fork/join events of the copy-engine pipeline */
+#define KCCL_CG_REG_SLOTS 256 /* this rank's registered user buffers */
+#define KCCL_CG_IMP_SLOTS                                                                          \
+    1024                  /* peers' user buffers imported here (an evicted import may              \
+                              close a mapping a captured graph still uses: keep it large) */
+#define KCCL_CG_EVENTS 64 /* fork/join events of the copy-engine pipeline */
 
 typedef struct {
     const void *ptr;
