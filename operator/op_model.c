@@ -10,6 +10,7 @@
 #include "op_model.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,7 +126,7 @@ static void pod_containers(const cJSON *status, op_pod_t *p)
     cJSON_ArrayForEach(cs, item(status, "containerStatuses"))
     {
         const cJSON *rc = item(cs, "restartCount");
-        if (cJSON_IsNumber(rc) && rc->valuedouble > 0)
+        if (cJSON_IsNumber(rc) && rc->valuedouble > 0 && rc->valuedouble < 1e9)
             restarts += (long)rc->valuedouble;
         const cJSON *code = item(item(item(cs, "state"), "terminated"), "exitCode");
         if (!p->failed && cJSON_IsNumber(code) && code->valueint != 0) {
@@ -193,10 +194,20 @@ int op_model_pod_equal(const op_pod_t *a, const op_pod_t *b)
 
 /* ------------------------------------------------------------------ CommGroups */
 
+/* A JSON integer within [0, 2^53] (exact in a double; epoch + 1 cannot overflow), else def. */
 static int64_t num(const cJSON *obj, const char *key, int64_t def)
 {
     const cJSON *x = item(obj, key);
-    return cJSON_IsNumber(x) ? (int64_t)x->valuedouble : def;
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0.0 && x->valuedouble <= 9007199254740992.0))
+        return def;
+    return (int64_t)x->valuedouble;
+}
+
+/* The same within [0, INT_MAX]. */
+static int num_int(const cJSON *obj, const char *key, int def)
+{
+    int64_t v = num(obj, key, def);
+    return v > INT_MAX ? def : (int)v;
 }
 
 static void status_from_json(const cJSON *s, op_status_t *st)
@@ -205,7 +216,7 @@ static void status_from_json(const cJSON *s, op_status_t *st)
     copy(st->unique_id, sizeof(st->unique_id), str(s, "uniqueId"));
     copy(st->root_endpoint, sizeof(st->root_endpoint), str(s, "rootEndpoint"));
     copy(st->secret_name, sizeof(st->secret_name), str(s, "secretName"));
-    st->ready_members = (int)num(s, "readyMembers", 0);
+    st->ready_members = num_int(s, "readyMembers", 0);
     st->epoch = num(s, "epoch", 0);
     st->observed_generation = num(s, "observedGeneration", 0);
     const cJSON *c;
@@ -257,9 +268,9 @@ kccl_status_t op_model_group_from_json(const cJSON *cg, op_group_t *out)
     copy(g->resource_version, sizeof(g->resource_version), str(meta, "resourceVersion"));
     g->generation = num(meta, "generation", 1);
     g->deleting = str(meta, "deletionTimestamp") != NULL;
-    g->world_size = (int)num(spec, "worldSize", 0);
-    g->port = (int)num(spec, "port", OP_PORT_DEFAULT);
-    g->timeout_s = (int)num(spec, "bootstrapTimeoutSeconds", OP_TIMEOUT_DEFAULT);
+    g->world_size = num_int(spec, "worldSize", 0);
+    g->port = num_int(spec, "port", OP_PORT_DEFAULT);
+    g->timeout_s = num_int(spec, "bootstrapTimeoutSeconds", OP_TIMEOUT_DEFAULT);
     const char *policy = str(spec, "failurePolicy");
     g->policy = policy && !strcmp(policy, "Fail") ? OP_POLICY_FAIL : OP_POLICY_RESTART;
     status_from_json(item(cg, "status"), &g->status);
