@@ -419,7 +419,7 @@ static kccl_status_t run_ce(kccl_cg_state_t *s, const kccl_coll_args_t *a, kccl_
 static kccl_status_t run_zc(kccl_cg_state_t *s, const kccl_coll_args_t *a, int algo)
 {
     const size_t es = kccl_dtype_size(a->dtype), v = 16 / es, n = (size_t)s->n;
-    size_t send_bytes = a->count * es, recv_bytes = a->count * es, len = a->count;
+    size_t send_bytes = a->count * es, recv_bytes = send_bytes, len = a->count;
     int ok = 0, aligned = 0;
     if (a->kind == KCCL_COLL_ALL_GATHER)
         recv_bytes *= n;
