@@ -76,6 +76,14 @@ class Cluster:
         return n
 
 
+def settle_namespace(cl):
+    """A release namespace left Terminating by an earlier run: wait until it is gone (90 s)."""
+    p = cl.k(["get", "namespace", c.NAMESPACE, "-o", "jsonpath={.status.phase}"], ok=False)
+    if p.returncode == 0 and p.stdout.strip() == "Terminating":
+        cl.k(["wait", "--for=delete", "namespace/" + c.NAMESPACE, "--timeout=90s"], timeout=100,
+             ok=False)
+
+
 def dump(docs):
     return "---\n".join(c.yaml.safe_dump(d, sort_keys=False) for d in docs)
 
@@ -115,9 +123,7 @@ def test_dryrun():
     if not os.path.isfile(CRD_FILE):
         c.skip("no CRD file %s (owned by the operator; set KCCL_CHART_CRD_FILE)" % CRD_FILE)
     cl = Cluster(kubeconfig, bindir)
-    # a namespace left Terminating by an earlier run: let it go first (deadline)
-    cl.k(["wait", "--for=delete", "namespace/" + c.NAMESPACE, "--timeout=90s"], timeout=100,
-         ok=False)
+    settle_namespace(cl)
     made_crd = not cl.exists(["crd", "commgroups.kccl.io"])
     made_ns = not cl.exists(["namespace", c.NAMESPACE])
     try:
@@ -220,8 +226,7 @@ def test_install():
     if not os.path.isfile(CRD_FILE):
         c.skip("no CRD file %s (owned by the operator)" % CRD_FILE)
     cl = Cluster(kubeconfig, bindir)
-    cl.k(["wait", "--for=delete", "namespace/" + c.NAMESPACE, "--timeout=90s"], timeout=100,
-         ok=False)
+    settle_namespace(cl)
     made_crd = not cl.exists(["crd", "commgroups.kccl.io"])
     made_ns = not cl.exists(["namespace", c.NAMESPACE])
     check(not cl.exists(["mutatingwebhookconfiguration", "kccl-sidecar-injector"]),
