@@ -115,7 +115,7 @@ cleanup() {
 
 # ------------------------------------------------------------------ 1. images
 build_images() {
-    local entry image dockerfile
+    local entry image dockerfile blog
     for entry in "${IMAGES[@]}"; do
         image="${entry%%:*}" dockerfile="${entry#*:}"
         if [[ "${image}" == ghcr.io/kccl/kccl-runtime && "${KCCL_KIND_SKIP_CUDA_IMAGE:-0}" == 1 ]]; then
@@ -123,8 +123,13 @@ build_images() {
             continue
         fi
         log "docker build ${image}:${TAG} (deploy/docker/${dockerfile})"
-        DOCKER_BUILDKIT=1 docker build -q -f "${ROOT}/deploy/docker/${dockerfile}" \
-            -t "${image}:${TAG}" "${ROOT}" >/dev/null || fail "docker build of ${image} failed"
+        blog="${KUBECONFIG_FILE}.build-${dockerfile%.Dockerfile}.log"
+        if ! DOCKER_BUILDKIT=1 docker build --progress=plain -f "${ROOT}/deploy/docker/${dockerfile}" \
+            -t "${image}:${TAG}" "${ROOT}" >"${blog}" 2>&1; then
+            tail -n 40 "${blog}" >&2
+            fail "docker build of ${image} failed (log: ${blog})"
+        fi
+        rm -f "${blog}"
     done
 }
 
