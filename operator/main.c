@@ -110,6 +110,11 @@ static void log_stats(op_ctrl_t ctrl)
                   (unsigned long long)s.events, (unsigned long long)s.gets);
 }
 
+static void quiesce(void *arg)
+{
+    op_ctrl_quiesce(atomic_load(&((proc_t *)arg)->ctrl));
+}
+
 /* Leads (or stands by) until stopped; returns the exit status. */
 static int lead(const op_config_t *cfg, kccl_kube_client_t kc, proc_t *p)
 {
@@ -134,7 +139,9 @@ static int lead(const op_config_t *cfg, kccl_kube_client_t kc, proc_t *p)
                           .stop = &g_stop,
                           .leading = &p->leading,
                           .observed = &p->observed,
-                          .lost = &p->lost};
+                          .lost = &p->lost,
+                          .before_release = quiesce,
+                          .arg = p};
     kccl_status_t st = op_lease_run(&lo);
     if (atomic_load(&p->lost))
         return 3;

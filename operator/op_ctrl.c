@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/error.h"
 #include "kube_list.h"
@@ -25,7 +26,8 @@
 #include "op_queue.h"
 #include "op_reconcile.h"
 
-#define MAX_WORKERS 16
+#define MAX_WORKERS  16
+#define STOP_GRACE_S 5
 
 struct op_ctrl {
     op_ctrl_opts_t o;
@@ -35,6 +37,7 @@ struct op_ctrl {
     pthread_t watchers[2], workers[MAX_WORKERS];
     int nworkers, nwatchers;
     atomic_int pods_synced, groups_synced, failed;
+    atomic_int api_abort; /* set only when a stopping worker overruns the grace period */
     atomic_ullong reconciles, reconcile_errors;
     char pods_path[320], groups_path[320];
 };
@@ -267,7 +270,9 @@ kccl_status_t op_ctrl_start(const op_ctrl_opts_t *o, op_ctrl_t *out)
         return st;
     }
     c->api.kc = o->kc;
-    c->api.stop = o->stop;
+    /* a stop lets the pass in progress finish its writes (the epoch patch and the record of
+     * the failure belong together); only a pass still running after the grace is aborted */
+    c->api.stop = &c->api_abort;
     c->api.timeout_ms = o->api_timeout_ms;
     for (int i = 0; i < 2; i++) {
         watch_arg_t *w = malloc(sizeof(*w));
@@ -304,14 +309,31 @@ int op_ctrl_failed(op_ctrl_t c)
     return atomic_load(&c->failed);
 }
 
+void op_ctrl_quiesce(op_ctrl_t c)
+{
+    if (c == NULL)
+        return;
+    struct timespec grace;
+    clock_gettime(CLOCK_REALTIME, &grace);
+    grace.tv_sec += STOP_GRACE_S;
+    for (int i = 0; i < c->nworkers; i++) {
+        if (pthread_timedjoin_np(c->workers[i], NULL, &grace) == 0)
+            continue;
+        kccl_log_warn(TOOL, "a reconcile still runs %d s after the stop: aborting its API calls",
+                      STOP_GRACE_S);
+        atomic_store(&c->api_abort, 1);
+        pthread_join(c->workers[i], NULL);
+    }
+    c->nworkers = 0;
+}
+
 void op_ctrl_stop(op_ctrl_t c)
 {
     if (c == NULL)
         return;
+    op_ctrl_quiesce(c);
     for (int i = 0; i < c->nwatchers; i++)
         pthread_join(c->watchers[i], NULL);
-    for (int i = 0; i < c->nworkers; i++)
-        pthread_join(c->workers[i], NULL);
     op_queue_destroy(c->queue);
     op_cache_destroy(c->cache);
     free(c);

@@ -34,6 +34,9 @@ kccl_status_t op_ctrl_start(const op_ctrl_opts_t *o, op_ctrl_t *out);
 int op_ctrl_synced(op_ctrl_t c);
 /* 1 when a watch stopped for good (e.g. 403): the process should exit. */
 int op_ctrl_failed(op_ctrl_t c);
+/* Waits for the workers to finish the pass in progress (set *stop first; API calls are
+ * aborted after a 5 s grace). Idempotent. A leader calls it before releasing its Lease. */
+void op_ctrl_quiesce(op_ctrl_t c);
 /* Joins the threads (set *stop first) and frees. */
 void op_ctrl_stop(op_ctrl_t c);
 

@@ -241,8 +241,11 @@ kccl_status_t op_lease_run(const op_lease_opts_t *o)
             atomic_store(o->leading, 1);
         kccl_kube_sleep_ms(s.retry_ms, o->stop);
     }
-    if (atomic_load(o->leading) && s.leader && last.exists)
+    if (atomic_load(o->leading) && s.leader && last.exists) {
+        if (o->before_release)
+            o->before_release(o->arg); /* no standby may act while our last pass writes */
         release(o, path, &last);
+    }
     atomic_store(o->leading, 0);
     return st;
 }

@@ -89,6 +89,9 @@ typedef struct {
     atomic_int *leading;  /* set to 1 when this process starts leading, 0 when it stops */
     atomic_int *observed; /* set to 1 once the Lease was read (leader or standby: ready) */
     atomic_int *lost;     /* set to 1 when leadership is lost (the caller should exit) */
+    /* optional: called on a clean stop before the Lease is released (finish the work first) */
+    void (*before_release)(void *arg);
+    void *arg;
 } op_lease_opts_t;
 
 /*
