@@ -152,6 +152,9 @@ static cJSON *volumes(const wh_spec_t *spec)
     cJSON_AddStringToObject(sec, "name", WH_VOL_SECRET);
     cJSON *s = cJSON_AddObjectToObject(sec, "secret");
     cJSON_AddStringToObject(s, "secretName", secret);
+    /* 0440, not the default 0644: the runtime warns about a world-readable secret. A
+     * non-root application reads it through the pod's securityContext.fsGroup. */
+    cJSON_AddNumberToObject(s, "defaultMode", 0440);
     cJSON_AddItemToArray(v, sec);
     return v;
 }
