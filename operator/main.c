@@ -193,6 +193,8 @@ static int run(const op_config_t *cfg)
         rc = lead(cfg, kc, &p);
     }
     atomic_store(&g_stop, 1);
+    if (rc == 3) /* leadership lost: the new leader acts, we stop writing now */
+        op_ctrl_abort(ctrl);
     /* the probe server reads the controller: it stops first */
     op_health_stop(health);
     health = NULL;

@@ -327,6 +327,12 @@ void op_ctrl_quiesce(op_ctrl_t c)
     c->nworkers = 0;
 }
 
+void op_ctrl_abort(op_ctrl_t c)
+{
+    if (c != NULL)
+        atomic_store(&c->api_abort, 1);
+}
+
 void op_ctrl_stop(op_ctrl_t c)
 {
     if (c == NULL)

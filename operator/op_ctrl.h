@@ -37,6 +37,8 @@ int op_ctrl_failed(op_ctrl_t c);
 /* Waits for the workers to finish the pass in progress (set *stop first; API calls are
  * aborted after a 5 s grace). Idempotent. A leader calls it before releasing its Lease. */
 void op_ctrl_quiesce(op_ctrl_t c);
+/* Aborts the API calls of a pass in progress at once (leadership lost: another leader acts). */
+void op_ctrl_abort(op_ctrl_t c);
 /* Joins the threads (set *stop first) and frees. */
 void op_ctrl_stop(op_ctrl_t c);
 
