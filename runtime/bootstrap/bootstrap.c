@@ -260,6 +260,19 @@ static kccl_status_t bs_setup(kccl_bs_t *bs, const kccl_unique_id_t *id,
     return KCCL_OK;
 }
 
+static _Thread_local const kccl_bootstrap_observer_t *observer;
+
+void kccl_bootstrap_observe(const kccl_bootstrap_observer_t *obs)
+{
+    observer = obs;
+}
+
+static void observe_gone(kccl_bs_t *bs)
+{
+    if (observer != NULL && observer->gone != NULL)
+        observer->gone(observer->arg, bs);
+}
+
 kccl_status_t kccl_bootstrap_create(const kccl_unique_id_t *id, int rank, int nranks,
                                     const kccl_bootstrap_opts_t *opts, kccl_bootstrap_t *out)
 {
@@ -281,6 +294,8 @@ kccl_status_t kccl_bootstrap_create(const kccl_unique_id_t *id, int rank, int nr
     if (nranks > 256)
         raise_nofile();
     KCCL_CHECK_GOTO(bs_setup(bs, id, opts, &self), st, err);
+    if (observer != NULL && observer->created != NULL)
+        observer->created(observer->arg, bs);
     if (rank == 0) {
         int fd;
         KCCL_CHECK_GOTO(root_listener(bs, opts, &fd), st, err);
@@ -300,6 +315,7 @@ kccl_status_t kccl_bootstrap_create(const kccl_unique_id_t *id, int rank, int nr
     *out = bs;
     return KCCL_OK;
 err:
+    observe_gone(bs);
     kccl_engine_fini(bs, DESTROY_FAILED_LINGER_MS);
     kccl_hmac_key_fini(&bs->hkey);
     OPENSSL_cleanse(bs->key, sizeof(bs->key));
@@ -346,6 +362,7 @@ void kccl_bootstrap_destroy(kccl_bootstrap_t bs)
 {
     if (bs == NULL)
         return;
+    observe_gone(bs);
     kccl_engine_fini(bs, bs->failed ? DESTROY_FAILED_LINGER_MS : DESTROY_LINGER_MS);
     kccl_hmac_key_fini(&bs->hkey);
     OPENSSL_cleanse(bs->key, sizeof(bs->key));

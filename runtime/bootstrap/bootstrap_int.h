@@ -37,4 +37,18 @@ kccl_status_t kccl_bootstrap_send_internal(kccl_bootstrap_t bs, int peer, uint32
 kccl_status_t kccl_bootstrap_recv_internal(kccl_bootstrap_t bs, int peer, uint32_t op,
                                            uint32_t tag24, void *buf, size_t len);
 
+/*
+ * Bootstraps created by the calling thread, reported to an observer: created() once the
+ * bootstrap can be aborted (before any wait), gone() just before it is freed (a failed
+ * create, or destroy in this thread). kccl_comm_init_from_env uses it to abort a bootstrap
+ * whose handoff file changed under it (a new epoch). Thread-local; NULL stops observing.
+ * The callbacks run in the creating thread and must not block.
+ */
+typedef struct {
+    void (*created)(void *arg, kccl_bootstrap_t bs);
+    void (*gone)(void *arg, kccl_bootstrap_t bs);
+    void *arg;
+} kccl_bootstrap_observer_t;
+void kccl_bootstrap_observe(const kccl_bootstrap_observer_t *obs);
+
 #endif

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bootstrap/bootstrap_int.h"
 #include "bootstrap/engine.h"
 #include "comm/comm.h"
 #include "core/config.h"
@@ -220,6 +222,137 @@ static kccl_status_t keys_from_env(kccl_handoff_t *h)
     return KCCL_OK;
 }
 
+/*
+ * The handoff file watched during the bootstrap. When the sidecar rewrites it (the operator
+ * bumped the epoch: a member failed and the group re-forms with a new unique id) or removes
+ * it, a rank still bootstrapping with the old id could only fail at its deadline; instead
+ * the watcher aborts that bootstrap and kccl_comm_init_from_env starts over with the new
+ * file. The bootstrap is reached through the bootstrap observer (bootstrap_int.h): the
+ * mutex keeps an abort from racing with its free.
+ */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_t thread;
+    int stop;            /* mu */
+    int changed;         /* mu */
+    kccl_bootstrap_t bs; /* mu: the bootstrap being created, or NULL */
+    const char *path;
+    kccl_handoff_t base; /* what the current attempt started from */
+    kccl_handoff_t now;  /* the file that replaced it */
+} handoff_watch_t;
+
+#define HANDOFF_POLL_MS    100
+#define HANDOFF_MAX_REFORM 16
+
+static void watch_created(void *arg, kccl_bootstrap_t bs)
+{
+    handoff_watch_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->bs = bs;
+    if (w->changed)
+        kccl_bootstrap_abort(bs);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void watch_gone(void *arg, kccl_bootstrap_t bs)
+{
+    handoff_watch_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    if (w->bs == bs)
+        w->bs = NULL;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* 1 when the file now names another group than base (or is gone). */
+static int handoff_changed(handoff_watch_t *w)
+{
+    char *buf = malloc(HANDOFF_MAX_BYTES), why[256];
+    size_t len = 0;
+    int changed = 0;
+    if (buf == NULL)
+        return 0;
+    kccl_status_t st = read_small_file(w->path, buf, HANDOFF_MAX_BYTES, &len);
+    if (st == KCCL_ERR_NOT_FOUND) {
+        memset(&w->now, 0, sizeof(w->now));
+        changed = 1;
+    } else if (st == KCCL_OK &&
+               kccl_handoff_parse(buf, len, &w->now, why, sizeof(why)) == KCCL_OK) {
+        changed = strcmp(w->now.unique_id, w->base.unique_id) != 0 || w->now.epoch != w->base.epoch;
+    }
+    free(buf);
+    return changed;
+}
+
+static void *watch_main(void *arg)
+{
+    handoff_watch_t *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        int stop = w->stop;
+        pthread_mutex_unlock(&w->mu);
+        if (stop)
+            break;
+        if (handoff_changed(w)) {
+            pthread_mutex_lock(&w->mu);
+            w->changed = 1;
+            if (w->bs != NULL)
+                kccl_bootstrap_abort(w->bs);
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        struct timespec ts = {0, HANDOFF_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* Options, id and rank of one attempt from the handoff file h. */
+static kccl_status_t handoff_opts(const kccl_handoff_t *h, kccl_bootstrap_opts_t *opts)
+{
+    KCCL_CHECK(kccl_bootstrap_opts_from_env(opts));
+    if (h->secret_file[0]) {
+        setenv("KCCL_GROUP_SECRET_FILE", h->secret_file, 1);
+        KCCL_CHECK(kccl_bootstrap_opts_from_env(opts));
+    }
+    if (h->host_id[0])
+        snprintf(opts->host_id, sizeof(opts->host_id), "%s", h->host_id);
+    return KCCL_OK;
+}
+
+/* One attempt from the handoff file; *changed when the file changed during it. */
+static kccl_status_t init_from_handoff(const char *path, int64_t timeout_ms, kccl_handoff_t *h,
+                                       int *changed, kccl_comm_t *out)
+{
+    kccl_bootstrap_opts_t opts;
+    kccl_unique_id_t id;
+    *changed = 0;
+    KCCL_CHECK(kccl_handoff_load(path, timeout_ms, h));
+    KCCL_CHECK(handoff_opts(h, &opts));
+    KCCL_CHECK(kccl_unique_id_from_string(h->unique_id, &id));
+    handoff_watch_t w = {.path = path, .base = *h};
+    pthread_mutex_init(&w.mu, NULL);
+    int watching = pthread_create(&w.thread, NULL, watch_main, &w) == 0;
+    kccl_bootstrap_observer_t obs = {watch_created, watch_gone, &w};
+    kccl_bootstrap_observe(&obs);
+    kccl_status_t st = kccl_comm_init_rank(&id, (int)h->rank, (int)h->world_size, &opts, out);
+    kccl_bootstrap_observe(NULL);
+    pthread_mutex_lock(&w.mu);
+    w.stop = 1;
+    w.bs = NULL;
+    pthread_mutex_unlock(&w.mu);
+    if (watching)
+        pthread_join(w.thread, NULL);
+    pthread_mutex_destroy(&w.mu);
+    if (st != KCCL_OK && w.changed) {
+        *changed = 1;
+        kccl_log_warn(INIT,
+                      "handoff file %s changed during the bootstrap (epoch %ld -> %s): the group "
+                      "re-forms; starting over with the new file",
+                      path, h->epoch, w.now.unique_id[0] ? "new id" : "file removed");
+    }
+    return st;
+}
+
 kccl_status_t kccl_comm_init_from_env(kccl_comm_t *out)
 {
     kccl_handoff_t h = {0};
@@ -227,19 +360,15 @@ kccl_status_t kccl_comm_init_from_env(kccl_comm_t *out)
     kccl_unique_id_t id;
     KCCL_CHECK(kccl_bootstrap_opts_from_env(&opts));
     if (kccl_config_is_set(KCCL_CFG_BOOTSTRAP_FILE)) {
-        KCCL_CHECK(
-            kccl_handoff_load(kccl_config_str(KCCL_CFG_BOOTSTRAP_FILE), opts.timeout_ms, &h));
-        if (h.host_id[0])
-            snprintf(opts.host_id, sizeof(opts.host_id), "%s", h.host_id);
-        if (h.secret_file[0]) {
-            setenv("KCCL_GROUP_SECRET_FILE", h.secret_file, 1);
-            KCCL_CHECK(kccl_bootstrap_opts_from_env(&opts));
-            if (h.host_id[0])
-                snprintf(opts.host_id, sizeof(opts.host_id), "%s", h.host_id);
-        }
-    } else {
-        KCCL_CHECK(keys_from_env(&h));
+        const char *path = kccl_config_str(KCCL_CFG_BOOTSTRAP_FILE);
+        kccl_status_t st;
+        int changed = 0, attempts = 0;
+        do
+            st = init_from_handoff(path, opts.timeout_ms, &h, &changed, out);
+        while (st != KCCL_OK && changed && ++attempts < HANDOFF_MAX_REFORM);
+        return st;
     }
+    KCCL_CHECK(keys_from_env(&h));
     KCCL_CHECK(kccl_unique_id_from_string(h.unique_id, &id));
     return kccl_comm_init_rank(&id, (int)h.rank, (int)h.world_size, &opts, out);
 }

@@ -276,6 +276,85 @@ static void test_comm_init_from_handoff_file(void **state)
     case_fini(&c);
 }
 
+/* ---------------------------------------- the handoff changes mid-bootstrap */
+
+/*
+ * A new epoch while ranks bootstrap: members first get a stale handoff (an id whose root
+ * nobody serves any more, epoch 3), the root rank the live one. The sidecar then rewrites
+ * the members' files (epoch 4, the live id): they must abort the stale attempt and form the
+ * group at once, long before the 20 s bootstrap deadline.
+ */
+#define FLAG_REWRITTEN  1
+#define REFORM_DELAY_MS 500
+
+static void write_handoff_text(const comm_case_t *c, int p, const char *id_text, int epoch)
+{
+    char path[400], tmp[420], text[1024];
+    snprintf(path, sizeof(path), "%s/handoff-%d", c->dir, p);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(text, sizeof(text),
+             "KCCL_UNIQUE_ID=%s\nKCCL_RANK=%d\nKCCL_WORLD_SIZE=%d\nKCCL_EPOCH=%d\n"
+             "KCCL_HOST_ID=%s\nKCCL_GROUP_SECRET_FILE=%s\n",
+             id_text, p, c->nranks, epoch, node_of(p), c->secret_file);
+    kccl_test_write_file(tmp, text, strlen(text), 0644);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+static int reform_proc(mp_t *mp, int p, void *arg)
+{
+    comm_case_t *c = arg;
+    kccl_comm_t comm;
+    char path[400];
+    clear_kccl_env();
+    snprintf(path, sizeof(path), "%s/handoff-%d", c->dir, p);
+    setenv("KCCL_BOOTSTRAP_FILE", path, 1);
+    setenv("KCCL_BOOTSTRAP_TIMEOUT", "20", 1);
+    int64_t t0 = mp_now_ms();
+    MP_CHECK_OK(kccl_comm_init_from_env(&comm));
+    mp_self()->elapsed_ms = mp_now_ms() - t0;
+    MP_CHECK(p == 0 || mp_flag_get(mp, FLAG_REWRITTEN) == 1,
+             "rank %d formed a group before its handoff named it", p);
+    if (check_comm(comm, p, c->nranks))
+        return 1;
+    kccl_comm_destroy(comm);
+    return 0;
+}
+
+static void test_comm_handoff_reform(void **state)
+{
+    (void)state;
+    comm_case_t c;
+    case_init(&c, 3);
+    /* A stale id: a root address nobody listens on any more. */
+    kccl_unique_id_t stale;
+    char stale_text[KCCL_UNIQUE_ID_STRLEN + 1];
+    assert_int_equal(kccl_unique_id_create(&c.opts, &stale), KCCL_OK);
+    kccl_unique_id_release(&stale);
+    assert_int_equal(kccl_unique_id_to_string(&stale, stale_text, sizeof(stale_text)), KCCL_OK);
+    write_handoff_text(&c, 0, c.id_text, 4);
+    for (int p = 1; p < c.nranks; p++)
+        write_handoff_text(&c, p, stale_text, 3);
+    mp_opts_t mo = {.name = "comm_reform",
+                    .nprocs = c.nranks,
+                    .deadline_ms = 30000,
+                    .fn = reform_proc,
+                    .arg = &c,
+                    .ids = &c.id,
+                    .nids = 1,
+                    .root_proc = 0};
+    mp_t *mp = mp_start(&mo);
+    mp_sleep_ms(REFORM_DELAY_MS);
+    mp_flag_set(mp, FLAG_REWRITTEN, 1);
+    for (int p = 1; p < c.nranks; p++)
+        write_handoff_text(&c, p, c.id_text, 4);
+    mp_wait_all(mp);
+    mp_assert_all_ok(mp);
+    for (int p = 1; p < c.nranks; p++)
+        assert_true(mp_slot(mp, p)->elapsed_ms < 8000);
+    mp_free(mp);
+    case_fini(&c);
+}
+
 /* ------------------------------------------ two ranks, one process */
 
 /*
@@ -481,6 +560,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_comm_init_rank_two_nodes, mp_cleanup_all),
         cmocka_unit_test_teardown(test_comm_init_from_env, mp_cleanup_all),
         cmocka_unit_test_teardown(test_comm_init_from_handoff_file, mp_cleanup_all),
+        cmocka_unit_test_teardown(test_comm_handoff_reform, mp_cleanup_all),
         cmocka_unit_test_teardown(test_comm_two_ranks_per_process, mp_cleanup_all),
         cmocka_unit_test_teardown(test_comm_handoff_malformed, mp_cleanup_all),
     };
