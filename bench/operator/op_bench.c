@@ -229,6 +229,7 @@ int main(int argc, char **argv)
     double t_epoch = wait_status(kc, ns, "epoch", 1, NULL, 60);
     sample_t failed = sample(pid);
     int rc = opit_stop(pid, SIGTERM, 10000);
+    opit_kill_all();
     long pev = stat_of(log, "pod_events"), calls = stat_of(log, "api_calls"),
          writes = stat_of(log, "status_writes"), recs = stat_of(log, "reconciles"),
          conflicts = stat_of(log, "conflicts");

@@ -183,6 +183,19 @@ static inline const cJSON *opit_cond(const cJSON *cg, const char *type)
     return NULL;
 }
 
+/* Every operator this program started, so that a failed test leaves none running. */
+static pid_t opit_started[16];
+static int opit_nstarted;
+
+/* SIGKILLs and reaps every operator started here that is still running. */
+static inline void opit_kill_all(void)
+{
+    for (int i = 0; i < opit_nstarted; i++)
+        if (opit_started[i] > 0 && kill(opit_started[i], SIGKILL) == 0)
+            waitpid(opit_started[i], NULL, 0);
+    opit_nstarted = 0;
+}
+
 /* Starts the operator; argv is NULL-terminated (argv[0] the binary). Output to log. */
 static inline pid_t opit_operator_start(char *const argv[], const char *log, const char *pod_name)
 {
@@ -199,6 +212,8 @@ static inline pid_t opit_operator_start(char *const argv[], const char *log, con
         execv(argv[0], argv);
         _exit(127);
     }
+    if (pid > 0 && opit_nstarted < (int)(sizeof(opit_started) / sizeof(opit_started[0])))
+        opit_started[opit_nstarted++] = pid;
     return pid;
 }
 

@@ -69,6 +69,7 @@ static int teardown(void **state)
     (void)state;
     if (op_pid > 0)
         opit_stop(op_pid, SIGTERM, 5000);
+    opit_kill_all(); /* what a failed test left running */
     if (getenv("KCCL_OPERATOR_TEST_KEEP") == NULL)
         kcp_fini();
     kccl_kube_client_destroy(kc);
