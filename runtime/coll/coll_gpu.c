@@ -30,6 +30,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "kccl/kccl_channel.h"
+#include "transport/transport.h"
 
 /* KCCL_COLL_ALGO values, by kccl_cg_algo_t ("-": internal ids) */
 static const char *const algo_names[] = {"auto", "ll", "ll2", "zc", "ce", "-", "cep"};
@@ -76,6 +77,25 @@ static kccl_status_t check_node(kccl_comm_t comm)
     return KCCL_OK;
 }
 
+/* Collective: every rank's current GPU must be the one its communicator was created with
+ * (the links, the scratch buffer and the IPC mappings belong to that GPU). All ranks learn
+ * of any mismatch at once, so none is left waiting in the set-up exchange. */
+static kccl_status_t check_device(kccl_comm_t comm, int cur)
+{
+    int dev = kccl_transport_state(comm)->env.device;
+    int ok[KCCL_CG_MAX_RANKS] = {0};
+    ok[comm->rank] = cur == dev ? 1 : -1 - dev;
+    KCCL_CHECK(kccl_bootstrap_all_gather(comm->bs, ok, sizeof(int)));
+    for (int r = 0; r < comm->size; r++)
+        if (ok[r] != 1)
+            KCCL_FAIL(COLL, KCCL_ERR_INVALID_ARG,
+                      "rank %d: device buffers on a GPU other than the one current when the "
+                      "communicator was created (rank %d; this rank: GPU %d now, GPU %d at "
+                      "init); call cudaSetDevice() before kccl_comm_init_*",
+                      comm->rank, r, cur, dev);
+    return KCCL_OK;
+}
+
 static kccl_status_t state_setup(kccl_comm_t comm, kccl_cg_state_t *s)
 {
     int err;
@@ -84,6 +104,7 @@ static kccl_status_t state_setup(kccl_comm_t comm, kccl_cg_state_t *s)
     if ((err = cudaGetDevice(&s->dev)) != 0 ||
         (err = cudaDeviceGetAttribute(&s->nsm, cudaDevAttrMultiProcessorCount, s->dev)) != 0)
         return cuda_fail(comm, "device properties", err);
+    KCCL_CHECK(check_device(comm, s->dev));
     if ((err = kccl_cg_preload()) != 0)
         return cuda_fail(comm, "loading the collective kernels", err);
     if ((err = cudaMalloc((void **)&s->epoch, KCCL_CG_MAX_BLOCKS * sizeof(uint64_t))) != 0 ||
