@@ -8,7 +8,9 @@
  * A packet is 16 bytes written with one 16-byte store: {data lo, flag, data
  * hi, flag}. A 16-byte store may land as two 8-byte halves, never torn inside
  * an 8-byte half, so the reader checks both flags. Flags are step numbers that
- * only grow (coll_gpu.h), so an old packet never matches a newer step.
+ * only grow (coll_gpu.h), so an old packet never matches a newer step. They
+ * are the low 32 bits of a 64-bit counter: a stale packet could only match
+ * if its slot sat unwritten for exactly a multiple of 2^32 steps of its block.
  */
 #ifndef KCCL_LL_CUH
 #define KCCL_LL_CUH
