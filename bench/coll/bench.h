@@ -90,6 +90,9 @@ void bench_host_destroy(bench_host_t *h);
 
 /* Device buffers (CUDA builds): kccl and, with compare, NCCL on the same buffers. */
 typedef struct bench_dev bench_dev_t;
+/* Before the communicator exists: make device (KCCL_RANK mod visible devices) current, so
+ * the communicator (and its GPU state) belongs to this rank's GPU. */
+kccl_status_t bench_dev_select(void);
 kccl_status_t bench_dev_create(const bench_opts_t *o, kccl_comm_t comm, bench_dev_t **out);
 /* lib 0: kccl, 1: NCCL. */
 kccl_status_t bench_dev_run(bench_dev_t *d, const bench_case_t *c, int lib, int in_place,

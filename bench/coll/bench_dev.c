@@ -42,6 +42,17 @@ struct bench_dev {
             KCCL_FAIL(TOOL, KCCL_ERR_CUDA, "%s: %s", #call, cudaGetErrorString(e_));               \
     } while (0)
 
+kccl_status_t bench_dev_select(void)
+{
+    int ndev = 0;
+    const char *r = getenv("KCCL_RANK");
+    CUDA_TRY(cudaGetDeviceCount(&ndev));
+    if (ndev == 0 || r == NULL)
+        return KCCL_OK; /* bench_dev_create reports a missing device */
+    CUDA_TRY(cudaSetDevice((int)(strtol(r, NULL, 10) % ndev)));
+    return KCCL_OK;
+}
+
 kccl_status_t bench_dev_create(const bench_opts_t *o, kccl_comm_t comm, bench_dev_t **out)
 {
     int ndev = 0;

@@ -249,6 +249,11 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     relaunch(argc, argv, &o);
     bench_t b = {.o = &o};
+    /* The GPU first: the communicator belongs to the device current at its creation. */
+    if (o.mode != BENCH_HOST && bench_dev_select() != KCCL_OK) {
+        fprintf(stderr, "kccl-bench: cannot select this rank's GPU: %s\n", kccl_last_error());
+        return 1;
+    }
     if (kccl_comm_init_from_env(&b.comm) != KCCL_OK) {
         fprintf(stderr,
                 "kccl-bench: cannot form the group: %s\n(start one process per rank "
