@@ -40,6 +40,7 @@ const char *op_phase_str(op_phase_t phase)
     case OP_PHASE_READY: return "Ready";
     case OP_PHASE_DEGRADED: return "Degraded";
     case OP_PHASE_FAILED: return "Failed";
+    case OP_PHASE_SUCCEEDED: return "Succeeded";
     case OP_PHASE_NONE: break;
     }
     return "";
@@ -47,7 +48,7 @@ const char *op_phase_str(op_phase_t phase)
 
 static op_phase_t phase_parse(const char *s)
 {
-    for (int p = OP_PHASE_PENDING; p <= OP_PHASE_FAILED; p++)
+    for (int p = OP_PHASE_PENDING; p <= OP_PHASE_SUCCEEDED; p++)
         if (s && strcmp(s, op_phase_str((op_phase_t)p)) == 0)
             return (op_phase_t)p;
     return OP_PHASE_NONE;
@@ -118,22 +119,59 @@ static op_pod_phase_t pod_phase(const char *s)
     return !strcmp(s, "Pending") ? OP_POD_PENDING : OP_POD_UNKNOWN;
 }
 
+static int exit_code(const cJSON *state, int *code)
+{
+    const cJSON *c = item(item(state, "terminated"), "exitCode");
+    if (!cJSON_IsNumber(c))
+        return 0;
+    *code = c->valueint;
+    return 1;
+}
+
+/*
+ * One application container. A run that terminated non-zero and is still the current state
+ * fails the pod (not a member now). A non-zero lastState.terminated is a crash the kubelet
+ * restarts in place (restartPolicy OnFailure/Always; the terminated state may never be
+ * reported): a failure event, the pod stays a member. The failed run's attempt is the
+ * restartCount while it is the latest run (terminated, or waiting for its restart), one less
+ * once a newer run exists: *adjust = 1 then, so that both sightings of one crash get one key.
+ */
+static void container(const cJSON *cs, op_pod_t *p, long rc, long *adjust)
+{
+    const char *name = str(cs, "name") ? str(cs, "name") : "?";
+    const cJSON *state = item(cs, "state");
+    int code = 0;
+    if (exit_code(state, &code) && code != 0) {
+        if (!p->failed) {
+            p->failed = 1;
+            p->crashed = 0;
+            *adjust = 0;
+            snprintf(p->why, sizeof(p->why), "container %.40s exited with code %d", name, code);
+        }
+        return;
+    }
+    if (p->failed || p->crashed || !exit_code(item(cs, "lastState"), &code) || code == 0)
+        return;
+    p->crashed = 1;
+    int newer = item(state, "running") != NULL || item(state, "terminated") != NULL;
+    *adjust = newer && rc > 0;
+    snprintf(p->why, sizeof(p->why),
+             "container %.40s exited with code %d and was restarted in place", name, code);
+}
+
 /* Application containers: a non-zero exit is a member failure; restarts make failures distinct. */
 static void pod_containers(const cJSON *status, op_pod_t *p)
 {
-    long restarts = 0;
+    long restarts = 0, adjust = 0;
     const cJSON *cs;
     cJSON_ArrayForEach(cs, item(status, "containerStatuses"))
     {
-        const cJSON *rc = item(cs, "restartCount");
-        if (cJSON_IsNumber(rc) && rc->valuedouble > 0 && rc->valuedouble < 1e9)
-            restarts += (long)rc->valuedouble;
-        const cJSON *code = item(item(item(cs, "state"), "terminated"), "exitCode");
-        if (!p->failed && cJSON_IsNumber(code) && code->valueint != 0) {
-            p->failed = 1;
-            snprintf(p->why, sizeof(p->why), "container %.40s exited with code %d",
-                     str(cs, "name") ? str(cs, "name") : "?", code->valueint);
-        }
+        const cJSON *rcj = item(cs, "restartCount");
+        long rc = 0;
+        if (cJSON_IsNumber(rcj) && rcj->valuedouble > 0 && rcj->valuedouble < 1e9)
+            rc = (long)rcj->valuedouble;
+        restarts += rc;
+        container(cs, p, rc, &adjust);
     }
     cJSON_ArrayForEach(cs, item(status, "initContainerStatuses"))
     {
@@ -143,11 +181,18 @@ static void pod_containers(const cJSON *status, op_pod_t *p)
     }
     if (p->phase == OP_POD_FAILED && !p->failed) {
         p->failed = 1;
+        p->crashed = 0;
+        adjust = 0;
         const char *reason = str(status, "reason");
         snprintf(p->why, sizeof(p->why), "pod phase Failed%s%.60s", reason ? ": " : "",
                  reason ? reason : "");
     }
-    snprintf(p->fkey, sizeof(p->fkey), "%s.%ld", p->uid, restarts);
+    if (p->phase == OP_POD_SUCCEEDED && p->crashed) { /* completed: an old crash is history */
+        p->crashed = 0;
+        adjust = 0;
+        p->why[0] = '\0';
+    }
+    snprintf(p->fkey, sizeof(p->fkey), "%s.%ld", p->uid, restarts - adjust);
 }
 
 kccl_status_t op_model_pod_from_json(const cJSON *pod, op_pod_t *out)
@@ -184,7 +229,7 @@ kccl_status_t op_model_pod_from_json(const cJSON *pod, op_pod_t *out)
 int op_model_pod_equal(const op_pod_t *a, const op_pod_t *b)
 {
     return a->rank == b->rank && a->world_size == b->world_size && a->phase == b->phase &&
-           a->deleting == b->deleting && a->failed == b->failed &&
+           a->deleting == b->deleting && a->failed == b->failed && a->crashed == b->crashed &&
            a->sidecar_ready == b->sidecar_ready && a->epoch == b->epoch &&
            a->id_epoch == b->id_epoch && !strcmp(a->ns, b->ns) && !strcmp(a->name, b->name) &&
            !strcmp(a->uid, b->uid) && !strcmp(a->group, b->group) && !strcmp(a->why, b->why) &&

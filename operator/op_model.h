@@ -75,8 +75,12 @@ typedef struct {
     op_pod_phase_t phase;
     int deleting;           /* metadata.deletionTimestamp is set */
     int failed;             /* phase Failed, or a container terminated with a non-zero code */
+    int crashed;            /* not failed now, but a container's last run exited non-zero and
+                             * the kubelet restarts it in place (lastState.terminated): a
+                             * failure event; the pod stays a member */
     char why[OP_WHY_MAX];   /* what failed, for messages */
-    char fkey[OP_FKEY_MAX]; /* this failure's identity: "<uid>.<container restarts>" */
+    char fkey[OP_FKEY_MAX]; /* this failure's identity: "<uid>.<n>", n the sum of the app
+                             * containers' restarts before the failed run was replaced */
     int sidecar_ready;      /* the kccl-sidecar init container reports ready */
     int64_t epoch;          /* kccl.io/epoch; 0 when absent */
     int64_t id_epoch;       /* kccl.io/unique-id-epoch; -1 when absent */
@@ -91,6 +95,7 @@ typedef enum {
     OP_PHASE_READY,
     OP_PHASE_DEGRADED,
     OP_PHASE_FAILED,
+    OP_PHASE_SUCCEEDED, /* every rank's pod completed (phase Succeeded) */
 } op_phase_t;
 
 typedef enum {

@@ -29,8 +29,11 @@ typedef struct {
     op_plan_t *plan;
     int ws;
     int formed;
+    int reforming; /* Degraded is True/MemberFailed: a failure was acted on (with Restart: the
+                    * epoch was bumped) and the group has not been Ready since */
+    int completed; /* every rank's pod Succeeded, no live pod: the workload is done */
     /* counts */
-    int live, running, sidecars, unique, ready, dup, oor, mismatch, badrank;
+    int live, running, sidecars, unique, ready, dup, oor, mismatch, badrank, done_ranks;
     const op_pod_t *first_dup, *first_oor, *first_mismatch, *first_badrank, *rank0;
     int failures;
     char failure_msg[400];
@@ -119,6 +122,34 @@ static void classify(rec_t *r)
     free(valid);
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Distinct ranks of the group held by a completed pod (phase Succeeded) of this world size. */
+static int count_done_ranks(const rec_t *r)
+{
+    const op_rec_input_t *in = r->in;
+    int *ranks = malloc((in->npods ? in->npods : 1) * sizeof(*ranks));
+    size_t n = 0;
+    if (ranks == NULL)
+        return 0; /* out of memory: not complete yet; the next pass retries */
+    for (size_t i = 0; i < in->npods; i++) {
+        const op_pod_t *p = &in->pods[i];
+        if (p->phase == OP_POD_SUCCEEDED && p->rank >= 0 && p->rank < r->ws &&
+            (p->world_size == -1 || p->world_size == r->ws))
+            ranks[n++] = p->rank;
+    }
+    qsort(ranks, n, sizeof(*ranks), cmp_int);
+    int distinct = 0;
+    for (size_t i = 0; i < n; i++)
+        distinct += i == 0 || ranks[i] != ranks[i - 1];
+    free(ranks);
+    return distinct;
+}
+
 static void failure(rec_t *r, const char *key, const char *name, int rank, const char *why)
 {
     op_plan_t *p = r->plan;
@@ -130,12 +161,13 @@ static void failure(rec_t *r, const char *key, const char *name, int rank, const
                  why);
 }
 
-/* Step 2: failures not acted on yet. */
+/* Step 2: failures not acted on yet. A crash restarted in place (p->crashed) is one too: the
+ * pod stays a member, its key (uid + restarts) makes each crash distinct. */
 static void find_failures(rec_t *r)
 {
     for (size_t i = 0; i < r->in->npods; i++) {
         const op_pod_t *p = &r->in->pods[i];
-        if (p->failed && !p->deleting && p->rank >= 0 && p->rank < r->ws)
+        if ((p->failed || p->crashed) && !p->deleting && p->rank >= 0 && p->rank < r->ws)
             failure(r, p->fkey, p->name, p->rank, p->why);
     }
     for (size_t i = 0; i < r->in->ntombs && r->formed; i++) {
@@ -143,6 +175,10 @@ static void find_failures(rec_t *r)
         if (!t->succeeded && t->rank >= 0 && t->rank < r->ws &&
             (t->world_size == -1 || t->world_size == r->ws))
             failure(r, t->fkey, t->name, t->rank, "was deleted after the group had formed");
+    }
+    if (r->failures > 1) {
+        size_t n = strlen(r->failure_msg);
+        snprintf(r->failure_msg + n, sizeof(r->failure_msg) - n, " (and %d more)", r->failures - 1);
     }
 }
 
@@ -160,6 +196,13 @@ static void set_cond(rec_t *r, op_status_t *st, op_cond_id_t id, int status, con
         snprintf(c->last_transition, sizeof(c->last_transition), "%s", old->last_transition);
     else
         snprintf(c->last_transition, sizeof(c->last_transition), "%s", r->in->now);
+}
+
+/* Rank 0 published an id for this epoch (members can have bootstrapped with it). */
+static int id_current(const op_pod_t *z, int64_t epoch)
+{
+    return z != NULL && z->unique_id[0] &&
+           (z->id_epoch == epoch || (z->id_epoch == -1 && epoch == 0));
 }
 
 /* The most important problem first; 0 when there is none that blocks Ready. */
@@ -198,6 +241,10 @@ static int top_problem(const rec_t *r, const char **reason, char *msg, size_t le
     } else if (r->sidecars < r->ws) {
         *reason = OP_R_NOT_BOOTED;
         snprintf(msg, len, "%d of %d members' kccl-sidecar report ready", r->sidecars, r->ws);
+    } else if (!id_current(r->rank0, r->g->status.epoch)) {
+        *reason = OP_R_NOT_BOOTED;
+        snprintf(msg, len, "rank 0 (pod %.120s) has not published a unique id for epoch %lld yet",
+                 r->rank0 ? r->rank0->name : "?", (long long)r->g->status.epoch);
     } else {
         return 0;
     }
@@ -210,6 +257,44 @@ static int is_violation(const char *reason)
            !strcmp(reason, OP_R_WORLD_MISMATCH) || !strcmp(reason, OP_R_INVALID_RANK);
 }
 
+/* Failures found in this pass: with Restart, one epoch bump unless the group is re-forming
+ * after the last one (see op_rec_plan) or has completed; with Fail, the end. */
+static void member_failed(rec_t *r, char *msg, size_t len)
+{
+    op_status_t *st = &r->plan->status;
+    if (r->g->policy == OP_POLICY_FAIL) {
+        snprintf(msg, len,
+                 "%s; failurePolicy Fail: the group is Failed (delete and recreate the "
+                 "CommGroup to start again)",
+                 r->failure_msg);
+    } else if (r->reforming && r->g->status.epoch > 0) {
+        snprintf(msg, len,
+                 "%s; failurePolicy Restart: the group is re-forming at epoch %lld after an "
+                 "earlier failure, no new epoch",
+                 r->failure_msg, (long long)st->epoch);
+    } else {
+        st->epoch = r->g->status.epoch + 1;
+        snprintf(msg, len, "%s; failurePolicy Restart: the group restarts with a new epoch %lld",
+                 r->failure_msg, (long long)st->epoch);
+    }
+    add_event(r->plan, 1, OP_R_MEMBER_FAILED, msg);
+}
+
+/* Every rank's pod completed: Succeeded, not Ready (Completed), not Degraded. */
+static void completed(rec_t *r)
+{
+    op_status_t *st = &r->plan->status;
+    char msg[128];
+    snprintf(msg, sizeof(msg), "all %d ranks completed", r->ws);
+    st->phase = OP_PHASE_SUCCEEDED;
+    st->ready_members = r->ready;
+    set_cond(r, st, OP_COND_READY, 0, OP_R_COMPLETED, msg);
+    set_cond(r, st, OP_COND_BOOTSTRAPPED, 0, OP_R_COMPLETED, msg);
+    set_cond(r, st, OP_COND_DEGRADED, 0, OP_R_AS_EXPECTED, "");
+    if (r->g->status.phase != OP_PHASE_SUCCEEDED)
+        add_event(r->plan, 0, OP_R_COMPLETED, msg);
+}
+
 /* Step 3 (and the Events of step 4). */
 static void compute_status(rec_t *r)
 {
@@ -220,22 +305,15 @@ static void compute_status(rec_t *r)
     const char *reason = NULL;
     int problem = top_problem(r, &reason, msg, sizeof(msg));
     int failed = old->phase == OP_PHASE_FAILED && r->g->policy == OP_POLICY_FAIL;
+    if (!failed && r->completed) { /* failures found now are history: recorded, not acted on */
+        completed(r);
+        return;
+    }
     if (r->failures) {
-        int fail = r->g->policy == OP_POLICY_FAIL;
-        if (!fail)
-            st->epoch = old->epoch + 1;
-        snprintf(msg, sizeof(msg), "%s; failurePolicy %s: %s", r->failure_msg,
-                 fail ? "Fail" : "Restart",
-                 fail ? "the group is Failed (delete and recreate the CommGroup to start again)"
-                      : "the group restarts with a new epoch");
-        if (!fail) {
-            size_t n = strlen(msg);
-            snprintf(msg + n, sizeof(msg) - n, " %lld", (long long)st->epoch);
-        }
+        member_failed(r, msg, sizeof(msg));
         reason = OP_R_MEMBER_FAILED;
         problem = 1;
-        failed = failed || fail;
-        add_event(p, 1, OP_R_MEMBER_FAILED, msg);
+        failed = failed || r->g->policy == OP_POLICY_FAIL;
     }
     if (failed) {
         st->phase = OP_PHASE_FAILED;
@@ -266,18 +344,18 @@ static void compute_status(rec_t *r)
         return;
     }
     set_cond(r, st, OP_COND_READY, 0, reason, msg);
-    int degraded = failed || r->failures || (problem && (r->formed || is_violation(reason)));
-    const op_cond_t *od = &old->cond[OP_COND_DEGRADED];
-    if (degraded && !r->failures && !is_violation(reason) && od->status == 1 &&
-        !strcmp(od->reason, OP_R_MEMBER_FAILED)) {
-        /* still recovering from that failure: Degraded keeps naming it until Ready */
+    if (is_violation(reason) && strcmp(old->cond[OP_COND_READY].reason, reason) != 0)
+        add_event(p, 1, reason, msg);
+    if (!r->failures && r->reforming) {
+        /* still recovering from that failure: Degraded keeps naming it until Ready (it is
+         * also the record that the group is re-forming: no second bump, op_rec_plan) */
+        const op_cond_t *od = &old->cond[OP_COND_DEGRADED];
         set_cond(r, st, OP_COND_DEGRADED, 1, od->reason, od->message);
         return;
     }
+    int degraded = failed || r->failures || (problem && (r->formed || is_violation(reason)));
     set_cond(r, st, OP_COND_DEGRADED, degraded, degraded ? reason : OP_R_AS_EXPECTED,
              degraded ? msg : "");
-    if (is_violation(reason) && strcmp(old->cond[OP_COND_READY].reason, reason) != 0)
-        add_event(p, 1, reason, msg);
 }
 
 static void root_values(rec_t *r)
@@ -288,7 +366,7 @@ static void root_values(rec_t *r)
         return;
     snprintf(p->status.root_endpoint, sizeof(p->status.root_endpoint), "%s", z->endpoint);
     /* an id published for another epoch is stale: members must not pair it with this one */
-    if (z->id_epoch == p->status.epoch || (z->id_epoch == -1 && p->status.epoch == 0))
+    if (id_current(z, p->status.epoch))
         snprintf(p->status.unique_id, sizeof(p->status.unique_id), "%s", z->unique_id);
     if (z->epoch != p->status.epoch && p->status.phase != OP_PHASE_FAILED) {
         p->patch_rank0 = 1;
@@ -298,7 +376,8 @@ static void root_values(rec_t *r)
     }
 }
 
-/* The annotation keeps the keys of failed pods still present, old and new (newest last). */
+/* The annotation keeps the keys of failed (or crashed) pods still present, old and new (newest
+ * last). */
 static void handled_list(rec_t *r)
 {
     op_plan_t *p = r->plan;
@@ -315,7 +394,8 @@ static void handled_list(rec_t *r)
                                         : p->new_handled[i];
             int present = 0;
             for (size_t j = 0; j < r->in->npods && !present; j++)
-                present = r->in->pods[j].failed && !strcmp(r->in->pods[j].fkey, k);
+                present = (r->in->pods[j].failed || r->in->pods[j].crashed) &&
+                          !strcmp(r->in->pods[j].fkey, k);
             if (!present || (len && strstr(out, k)))
                 continue;
             len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? " " : "", k);
@@ -356,6 +436,8 @@ void op_rec_plan(const op_rec_input_t *in, op_plan_t *out)
     const op_status_t *old = &g->status;
     r.formed = old->phase == OP_PHASE_READY || old->phase == OP_PHASE_DEGRADED ||
                old->cond[OP_COND_BOOTSTRAPPED].status == 1;
+    const op_cond_t *od = &old->cond[OP_COND_DEGRADED];
+    r.reforming = od->present && od->status == 1 && !strcmp(od->reason, OP_R_MEMBER_FAILED);
     out->status = *old;
     out->status.observed_generation = g->generation;
     out->status.unique_id[0] = out->status.root_endpoint[0] = '\0';
@@ -365,6 +447,8 @@ void op_rec_plan(const op_rec_input_t *in, op_plan_t *out)
                  g->name);
     }
     classify(&r);
+    r.done_ranks = count_done_ranks(&r);
+    r.completed = r.live == 0 && (r.done_ranks == r.ws || old->phase == OP_PHASE_SUCCEEDED);
     if (!(old->phase == OP_PHASE_FAILED && g->policy == OP_POLICY_FAIL))
         find_failures(&r);
     compute_status(&r);

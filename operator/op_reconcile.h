@@ -87,5 +87,6 @@ void op_rec_plan(const op_rec_input_t *in, op_plan_t *out);
 #define OP_R_SIDECARS_READY "SidecarsReady"
 #define OP_R_SIDECARS_WAIT  "SidecarsNotReady"
 #define OP_R_AS_EXPECTED    "AsExpected"
+#define OP_R_COMPLETED      "Completed"
 
 #endif

@@ -85,6 +85,73 @@ static void test_pod_parse(void **state)
     cJSON_Delete(j);
 }
 
+/* A pod of one app container "main" with that restartCount, state and lastState (JSON). */
+static void parse_restarted(op_pod_t *p, const char *phase, int restarts, const char *state,
+                            const char *last)
+{
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "{\"metadata\":{\"name\":\"w-3\",\"namespace\":\"ns\",\"uid\":\"W\","
+             "\"labels\":{\"kccl.io/group\":\"g\",\"kccl.io/rank\":\"1\"}},"
+             "\"status\":{\"phase\":\"%s\",\"containerStatuses\":[{\"name\":\"main\","
+             "\"restartCount\":%d,\"state\":%s,\"lastState\":%s}]}}",
+             phase, restarts, state, last);
+    cJSON *j = parse(text);
+    assert_int_equal(op_model_pod_from_json(j, p), KCCL_OK);
+    cJSON_Delete(j);
+}
+
+/* A crash the kubelet restarts in place: a failure event (crashed, one key per crash whether
+ * the terminated state, the wait for the restart or the restarted run is seen), the pod stays
+ * a member (not failed). */
+static void test_pod_restarted_in_place(void **state)
+{
+    (void)state;
+    op_pod_t p;
+    const char *crash1 = "{\"terminated\":{\"exitCode\":3}}";
+    const char *run = "{\"running\":{}}", *wait = "{\"waiting\":{\"reason\":\"CrashLoopBackOff\"}}";
+    /* the run that exited 3, still the current state (seen briefly, if at all) */
+    parse_restarted(&p, "Running", 0, crash1, "{}");
+    assert_true(p.failed);
+    assert_false(p.crashed);
+    assert_string_equal(p.fkey, "W.0");
+    /* waiting for its restart: the exit moved to lastState, restartCount not yet bumped */
+    parse_restarted(&p, "Running", 0, wait, crash1);
+    assert_false(p.failed);
+    assert_true(p.crashed);
+    assert_string_equal(p.fkey, "W.0");
+    /* running again after the restart: the same crash, the same key */
+    parse_restarted(&p, "Running", 1, run, crash1);
+    assert_false(p.failed);
+    assert_true(p.crashed);
+    assert_string_equal(p.fkey, "W.0");
+    assert_string_equal(p.why, "container main exited with code 3 and was restarted in place");
+    /* it crashes again and runs again: a new key */
+    parse_restarted(&p, "Running", 2, run, crash1);
+    assert_true(p.crashed);
+    assert_string_equal(p.fkey, "W.1");
+    /* a last run that exited 0 (restartPolicy Always) is no crash */
+    parse_restarted(&p, "Running", 1, run, "{\"terminated\":{\"exitCode\":0}}");
+    assert_false(p.crashed);
+    assert_false(p.failed);
+    assert_string_equal(p.fkey, "W.1");
+    /* a pod that completed after a crash: the crash is history */
+    parse_restarted(&p, "Succeeded", 1, "{\"terminated\":{\"exitCode\":0}}", crash1);
+    assert_false(p.crashed);
+    assert_false(p.failed);
+    /* a current non-zero exit wins over an older crash */
+    parse_restarted(&p, "Running", 1, "{\"terminated\":{\"exitCode\":9}}", crash1);
+    assert_true(p.failed);
+    assert_false(p.crashed);
+    assert_string_equal(p.fkey, "W.1");
+    assert_string_equal(p.why, "container main exited with code 9");
+    /* the records differ, so the cache reports the change */
+    op_pod_t q;
+    parse_restarted(&q, "Running", 1, run, "{}");
+    parse_restarted(&p, "Running", 1, run, crash1);
+    assert_false(op_model_pod_equal(&p, &q));
+}
+
 static void test_group_parse_and_status(void **state)
 {
     (void)state;
@@ -124,6 +191,21 @@ static void test_group_parse_and_status(void **state)
     back.status.cond[OP_COND_READY].status = 0;
     assert_false(op_model_status_equal(&back.status, &g.status));
     cJSON_Delete(wrap);
+    /* every phase survives the round trip, Succeeded included */
+    for (int ph = OP_PHASE_PENDING; ph <= OP_PHASE_SUCCEEDED; ph++) {
+        g.status.phase = (op_phase_t)ph;
+        s = op_model_status_to_json(&g.status);
+        assert_non_null(s);
+        wrap = cJSON_CreateObject();
+        cJSON_AddItemToObject(wrap, "status", s);
+        meta = cJSON_AddObjectToObject(wrap, "metadata");
+        cJSON_AddStringToObject(meta, "name", "g");
+        cJSON_AddStringToObject(meta, "namespace", "ns");
+        assert_int_equal(op_model_group_from_json(wrap, &back), KCCL_OK);
+        assert_int_equal(back.status.phase, ph);
+        cJSON_Delete(wrap);
+    }
+    assert_string_equal(op_phase_str(OP_PHASE_SUCCEEDED), "Succeeded");
 }
 
 typedef struct {
@@ -266,6 +348,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pod_parse),
+        cmocka_unit_test(test_pod_restarted_in_place),
         cmocka_unit_test(test_group_parse_and_status),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_config),

@@ -5,7 +5,8 @@
  * mismatch, invalid rank, member failed with Restart (once per failure) and
  * with Fail, replacement, deletion after formation, auto-create, the secret,
  * the rank-0 epoch patch, lastTransitionTime stability and unchanged-status
- * skipping.
+ * skipping; a crash restarted in place, one epoch bump per incident (also
+ * across an operator restart), a completed group (Succeeded).
  */
 #include "kccl_test.h"
 #include "op_reconcile.h"
@@ -287,12 +288,30 @@ static void test_member_failed_restart_once(void **state)
     assert_int_equal(p.status.epoch, 1);
     assert_true(p.write_handled); /* ...and it is written to the annotation */
     assert_string_equal(p.handled_text, "uid-2.0");
-    /* the container restarts and fails again: a second failure, a second bump */
+    /* the container restarts and fails again before the group re-formed: recorded (its own
+     * Event), no second bump */
     snprintf(pods[2].fkey, sizeof(pods[2].fkey), "uid-2.1");
     g.nhandled = 1;
     snprintf(g.handled[0], OP_FKEY_MAX, "uid-2.0");
     plan(&g, pods, 3, NOW2, &p);
+    assert_int_equal(p.status.epoch, 1);
+    assert_int_equal(p.nnew_handled, 1);
+    assert_true(has_event(&p, OP_R_MEMBER_FAILED));
+    assert_non_null(strstr(p.events[0].message, "re-forming at epoch 1"));
+    apply(&g, &p);
+    /* it runs again, rank 0 republishes for epoch 1: Ready at epoch 1 */
+    pods[2].failed = 0;
+    snprintf(pods[2].fkey, sizeof(pods[2].fkey), "uid-2.2");
+    pods[0].epoch = pods[0].id_epoch = 1;
+    plan(&g, pods, 3, NOW2, &p);
+    assert_int_equal(p.status.phase, OP_PHASE_READY);
+    assert_int_equal(p.status.cond[OP_COND_DEGRADED].status, 0);
+    apply(&g, &p);
+    /* a failure after the group formed at epoch 1: a second bump */
+    pods[2].failed = 1;
+    plan(&g, pods, 3, NOW2, &p);
     assert_int_equal(p.status.epoch, 2);
+    assert_non_null(strstr(p.events[0].message, "a new epoch 2"));
 }
 
 static void test_member_failed_fail(void **state)
@@ -424,6 +443,239 @@ static void test_auto_create(void **state)
     assert_false(p.write_status);
 }
 
+/* Copies the group as a restarted operator reads it back: status and annotation through JSON,
+ * nothing in memory. */
+static op_group_t reread(const op_group_t *g, const op_plan_t *p)
+{
+    cJSON *wrap = cJSON_CreateObject();
+    cJSON_AddItemToObject(wrap, "status", op_model_status_to_json(&p->status));
+    cJSON *meta = cJSON_AddObjectToObject(wrap, "metadata");
+    cJSON_AddStringToObject(meta, "name", g->name);
+    cJSON_AddStringToObject(meta, "namespace", g->ns);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(meta, "annotations"), OP_ANN_HANDLED,
+                            p->handled_text);
+    cJSON *spec = cJSON_AddObjectToObject(wrap, "spec");
+    cJSON_AddNumberToObject(spec, "worldSize", g->world_size);
+    op_group_t back;
+    assert_int_equal(op_model_group_from_json(wrap, &back), KCCL_OK);
+    cJSON_Delete(wrap);
+    return back;
+}
+
+/* A member whose container crashed and was restarted in place (lastState.terminated non-zero,
+ * running again): a failure, acted on once per crash; the pod stays a member, so the group
+ * becomes Ready again at the new epoch. */
+static void test_restarted_in_place(void **state)
+{
+    (void)state;
+    op_group_t g = group(3, OP_POLICY_RESTART);
+    op_pod_t pods[3];
+    op_plan_t p;
+    ready_group(&g, pods, 3, &p);
+    pods[1].crashed = 1; /* Running, sidecar ready: only lastState tells */
+    snprintf(pods[1].why, sizeof(pods[1].why),
+             "container main exited with code 1 and was "
+             "restarted in place");
+    plan(&g, pods, 3, NOW2, &p);
+    assert_int_equal(p.status.epoch, 1);
+    assert_int_equal(p.status.phase, OP_PHASE_DEGRADED);
+    assert_string_equal(p.status.cond[OP_COND_READY].reason, OP_R_MEMBER_FAILED);
+    assert_non_null(strstr(p.status.cond[OP_COND_READY].message, "pod p-1 (rank 1)"));
+    assert_non_null(strstr(p.status.cond[OP_COND_READY].message, "restarted in place"));
+    assert_true(has_event(&p, OP_R_MEMBER_FAILED));
+    assert_true(p.patch_rank0);
+    assert_int_equal(p.rank0_epoch, 1);
+    assert_int_equal(p.nnew_handled, 1);
+    assert_string_equal(p.new_handled[0], "uid-1.0");
+    assert_string_equal(p.handled_text, "uid-1.0"); /* the crashed pod exists: kept */
+    assert_int_equal(p.status.ready_members, 3);    /* still a member */
+    apply(&g, &p);
+    /* the same crash seen again (lastState stays): nothing new */
+    plan(&g, pods, 3, NOW2, &p);
+    assert_int_equal(p.nnew_handled, 0);
+    assert_int_equal(p.status.epoch, 1);
+    assert_false(has_event(&p, OP_R_MEMBER_FAILED));
+    /* Ready needs rank 0's id for epoch 1 */
+    assert_int_equal(p.status.phase, OP_PHASE_DEGRADED);
+    assert_string_equal(p.status.cond[OP_COND_READY].reason, OP_R_NOT_BOOTED);
+    assert_non_null(strstr(p.status.cond[OP_COND_READY].message, "epoch 1"));
+    assert_string_equal(p.status.cond[OP_COND_DEGRADED].reason, OP_R_MEMBER_FAILED);
+    /* rank 0 republishes: Ready again although pod p-1 still shows its crash */
+    pods[0].epoch = pods[0].id_epoch = 1;
+    plan(&g, pods, 3, NOW2, &p);
+    assert_int_equal(p.status.phase, OP_PHASE_READY);
+    assert_int_equal(p.status.epoch, 1);
+    assert_int_equal(p.status.cond[OP_COND_DEGRADED].status, 0);
+    assert_true(has_event(&p, OP_R_READY));
+    apply(&g, &p);
+    /* a second crash of the same container (restartCount moved): a new failure, epoch 2 */
+    snprintf(pods[1].fkey, sizeof(pods[1].fkey), "uid-1.1");
+    plan(&g, pods, 3, NOW2, &p);
+    assert_int_equal(p.status.epoch, 2);
+    assert_int_equal(p.nnew_handled, 1);
+    assert_string_equal(p.handled_text, "uid-1.1"); /* uid-1.0 is no longer shown */
+}
+
+/* One incident: a member is deleted, the others' applications then exit ("lost rank"): one
+ * bump. Failures while the group re-forms are recorded without a bump, also after an operator
+ * restart; once the group formed at the new epoch, a failure bumps again. */
+static void test_one_incident_one_bump(void **state)
+{
+    (void)state;
+    op_group_t g = group(4, OP_POLICY_RESTART);
+    snprintf(g.status.secret_name, sizeof(g.status.secret_name), "kccl-group-g");
+    op_pod_t pods[4];
+    op_plan_t p;
+    ready_group(&g, pods, 4, &p);
+    op_tomb_t t = {.rank = 2, .world_size = 4};
+    snprintf(t.name, sizeof(t.name), "p-2");
+    snprintf(t.fkey, sizeof(t.fkey), "uid-2.deleted");
+    op_pod_t left[3] = {pods[0], pods[1], pods[3]};
+    op_rec_input_t in = {.ns = "ns",
+                         .name = "g",
+                         .group = &g,
+                         .pods = left,
+                         .npods = 3,
+                         .tombs = &t,
+                         .ntombs = 1,
+                         .now = NOW2};
+    op_rec_plan(&in, &p);
+    assert_int_equal(p.status.epoch, 1);
+    apply(&g, &p);
+    /* ranks 1 and 3 exit non-zero ("lost rank 2") and are restarted in place: recorded,
+     * one Event, no bump */
+    left[1].crashed = left[2].crashed = 1;
+    snprintf(left[1].why, sizeof(left[1].why), "container main exited with code 1");
+    snprintf(left[2].why, sizeof(left[2].why), "container main exited with code 1");
+    plan(&g, left, 3, NOW2, &p);
+    assert_int_equal(p.status.epoch, 1);
+    assert_int_equal(p.nnew_handled, 2);
+    assert_false(p.patch_rank0 && p.rank0_epoch != 1);
+    assert_int_equal(p.nevents, 1);
+    assert_string_equal(p.events[0].reason, OP_R_MEMBER_FAILED);
+    assert_non_null(strstr(p.events[0].message, "(and 1 more)"));
+    assert_non_null(strstr(p.events[0].message, "re-forming at epoch 1"));
+    assert_int_equal(p.status.cond[OP_COND_DEGRADED].status, 1);
+    assert_string_equal(p.status.cond[OP_COND_DEGRADED].reason, OP_R_MEMBER_FAILED);
+    assert_string_equal(p.handled_text, "uid-1.0 uid-3.0");
+    apply(&g, &p);
+    /* the operator restarts: it knows only the CommGroup (status + annotation) */
+    op_group_t g2 = reread(&g, &p);
+    assert_int_equal(g2.status.epoch, 1);
+    assert_int_equal(g2.nhandled, 2);
+    plan(&g2, left, 3, NOW2, &p);
+    assert_int_equal(p.nnew_handled, 0);
+    assert_int_equal(p.status.epoch, 1);
+    /* rank 1 crashes again while the group re-forms, seen by the new operator: no bump */
+    snprintf(left[1].fkey, sizeof(left[1].fkey), "uid-1.1");
+    plan(&g2, left, 3, NOW2, &p);
+    assert_int_equal(p.nnew_handled, 1);
+    assert_int_equal(p.status.epoch, 1);
+    /* a violation while re-forming does not end the re-forming */
+    g2 = reread(&g2, &p);
+    op_pod_t dup[4] = {left[0], left[1], left[2], left[2]};
+    snprintf(dup[3].name, sizeof(dup[3].name), "p-3b");
+    snprintf(dup[3].uid, sizeof(dup[3].uid), "uid-3b");
+    dup[3].crashed = 0;
+    plan(&g2, dup, 4, NOW2, &p);
+    assert_string_equal(p.status.cond[OP_COND_READY].reason, OP_R_DUPLICATE);
+    assert_true(has_event(&p, OP_R_DUPLICATE));
+    assert_string_equal(p.status.cond[OP_COND_DEGRADED].reason, OP_R_MEMBER_FAILED);
+    g2 = reread(&g2, &p);
+    /* the replacement of rank 2 runs, rank 0 republishes for epoch 1: formed at epoch 1 */
+    op_pod_t all[4] = {left[0], left[1], pod(2, 4), left[2]};
+    snprintf(all[2].uid, sizeof(all[2].uid), "uid-2b");
+    all[0].epoch = all[0].id_epoch = 1;
+    plan(&g2, all, 4, NOW2, &p);
+    assert_int_equal(p.status.phase, OP_PHASE_READY);
+    g2 = reread(&g2, &p);
+    /* a new incident: one bump, to 2 */
+    all[3].failed = 1;
+    snprintf(all[3].fkey, sizeof(all[3].fkey), "uid-3.1");
+    plan(&g2, all, 4, NOW2, &p);
+    assert_int_equal(p.status.epoch, 2);
+    /* before any bump, failures bump even if the group never formed */
+    op_group_t fresh = group(2, OP_POLICY_RESTART);
+    op_pod_t two[2] = {pod(0, 2), pod(1, 2)};
+    two[1].sidecar_ready = 0;
+    two[1].failed = 1;
+    plan(&fresh, two, 2, NOW1, &p);
+    assert_int_equal(p.status.epoch, 1);
+    apply(&fresh, &p);
+    /* ...but not again while it forms at epoch 1 */
+    snprintf(two[1].fkey, sizeof(two[1].fkey), "uid-1.1");
+    plan(&fresh, two, 2, NOW1, &p);
+    assert_int_equal(p.status.epoch, 1);
+    assert_int_equal(p.nnew_handled, 1);
+}
+
+/* Every rank's pod completed (a finished Job): Succeeded, not Degraded. */
+static void test_completed(void **state)
+{
+    (void)state;
+    op_group_t g = group(3, OP_POLICY_RESTART);
+    op_pod_t pods[4];
+    op_plan_t p;
+    ready_group(&g, pods, 3, &p);
+    for (int i = 0; i < 3; i++) {
+        pods[i].phase = OP_POD_SUCCEEDED;
+        pods[i].sidecar_ready = 0;
+    }
+    /* two of three done: not yet complete */
+    pods[2].phase = OP_POD_RUNNING;
+    plan(&g, pods, 3, NOW2, &p);
+    assert_int_not_equal(p.status.phase, OP_PHASE_SUCCEEDED);
+    pods[2].phase = OP_POD_SUCCEEDED;
+    /* rank 1 also has an earlier failed pod the operator never saw: recorded, not acted on */
+    pods[3] = pod(1, 3);
+    snprintf(pods[3].uid, sizeof(pods[3].uid), "uid-1-old");
+    snprintf(pods[3].fkey, sizeof(pods[3].fkey), "uid-1-old.0");
+    pods[3].phase = OP_POD_FAILED;
+    pods[3].failed = 1;
+    plan(&g, pods, 4, NOW2, &p);
+    assert_int_equal(p.status.phase, OP_PHASE_SUCCEEDED);
+    assert_int_equal(p.status.epoch, 0);
+    assert_false(p.patch_rank0);
+    assert_int_equal(p.nnew_handled, 1);
+    const op_cond_t *ready = &p.status.cond[OP_COND_READY];
+    assert_int_equal(ready->status, 0);
+    assert_string_equal(ready->reason, OP_R_COMPLETED);
+    assert_string_equal(ready->message, "all 3 ranks completed");
+    assert_int_equal(p.status.cond[OP_COND_DEGRADED].status, 0);
+    assert_string_equal(p.status.cond[OP_COND_DEGRADED].reason, OP_R_AS_EXPECTED);
+    assert_int_equal(p.status.ready_members, 0);
+    assert_int_equal(p.nevents, 1);
+    assert_true(has_event(&p, OP_R_COMPLETED));
+    assert_false(p.events[0].warning);
+    assert_true(p.write_status);
+    apply(&g, &p);
+    /* nothing new: nothing to write, no second Event */
+    plan(&g, pods, 4, NOW2, &p);
+    assert_false(p.write_status);
+    assert_int_equal(p.nevents, 0);
+    /* the pods are deleted afterwards (Job TTL): still Succeeded, no failure */
+    op_tomb_t t = {.rank = 0, .world_size = 3, .succeeded = 1};
+    snprintf(t.name, sizeof(t.name), "p-0");
+    snprintf(t.fkey, sizeof(t.fkey), "uid-0.deleted");
+    op_rec_input_t in = {
+        .ns = "ns", .name = "g", .group = &g, .tombs = &t, .ntombs = 1, .now = NOW2};
+    op_rec_plan(&in, &p);
+    assert_int_equal(p.status.phase, OP_PHASE_SUCCEEDED);
+    assert_int_equal(p.status.epoch, 0);
+    assert_int_equal(p.nevents, 0);
+    /* a new run of the group: it forms again */
+    op_pod_t again[1] = {pod(0, 3)};
+    plan(&g, again, 1, NOW2, &p);
+    assert_int_equal(p.status.phase, OP_PHASE_FORMING);
+    assert_int_equal(p.status.cond[OP_COND_DEGRADED].status, 0);
+    /* with failurePolicy Fail a completed group is Succeeded too */
+    op_group_t f = group(2, OP_POLICY_FAIL);
+    op_pod_t done[2] = {pod(0, 2), pod(1, 2)};
+    done[0].phase = done[1].phase = OP_POD_SUCCEEDED;
+    plan(&f, done, 2, NOW1, &p);
+    assert_int_equal(p.status.phase, OP_PHASE_SUCCEEDED);
+}
+
 static void test_rank0_epoch_patch(void **state)
 {
     (void)state;
@@ -435,11 +687,17 @@ static void test_rank0_epoch_patch(void **state)
     assert_true(p.patch_rank0); /* a new rank-0 pod learns the current epoch */
     assert_int_equal(p.rank0_epoch, 3);
     assert_string_equal(p.status.unique_id, ""); /* its id is for epoch 0 */
+    /* not Ready before rank 0 published an id for epoch 3 (no member can have it) */
+    assert_int_equal(p.status.phase, OP_PHASE_FORMING);
+    assert_string_equal(p.status.cond[OP_COND_READY].reason, OP_R_NOT_BOOTED);
+    assert_string_equal(p.status.cond[OP_COND_READY].message,
+                        "rank 0 (pod p-0) has not published a unique id for epoch 3 yet");
     pods[0].epoch = 3;
     pods[0].id_epoch = 3;
     plan(&g, pods, 2, NOW1, &p);
     assert_false(p.patch_rank0);
     assert_string_equal(p.status.unique_id, "ID-0");
+    assert_int_equal(p.status.phase, OP_PHASE_READY);
 }
 
 int main(void)
@@ -457,6 +715,9 @@ int main(void)
         cmocka_unit_test(test_replacement),
         cmocka_unit_test(test_deleted_after_formed),
         cmocka_unit_test(test_auto_create),
+        cmocka_unit_test(test_restarted_in_place),
+        cmocka_unit_test(test_one_incident_one_bump),
+        cmocka_unit_test(test_completed),
         cmocka_unit_test(test_rank0_epoch_patch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
