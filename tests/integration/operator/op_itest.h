@@ -69,30 +69,40 @@ static inline int opit_pod_create(kccl_kube_client_t kc, const char *ns, const c
 
 /*
  * PATCH pods/status as a kubelet: phase, the sidecar's readiness, and the app container
- * running (exit_code < 0) or terminated with exit_code, after `restarts` restarts.
+ * running (exit_code < 0) or terminated with exit_code, after `restarts` restarts; a
+ * last_exit >= 0 is its lastState.terminated (a run the kubelet restarted in place).
  */
-static inline int opit_pod_status(kccl_kube_client_t kc, const char *ns, const char *name,
-                                  const char *phase, int sidecar_ready, int exit_code, int restarts,
-                                  const char *ip)
+static inline int opit_pod_status_last(kccl_kube_client_t kc, const char *ns, const char *name,
+                                       const char *phase, int sidecar_ready, int exit_code,
+                                       int restarts, int last_exit, const char *ip)
 {
-    char path[320], text[2048], state[96];
+    char path[320], text[2048], state[96], last[96] = "{}";
     kccl_kube_result_t res;
     if (exit_code < 0)
         snprintf(state, sizeof(state), "{\"running\":{\"startedAt\":\"2026-01-01T00:00:00Z\"}}");
     else
         snprintf(state, sizeof(state), "{\"terminated\":{\"exitCode\":%d}}", exit_code);
+    if (last_exit >= 0)
+        snprintf(last, sizeof(last), "{\"terminated\":{\"exitCode\":%d}}", last_exit);
     snprintf(text, sizeof(text),
              "{\"status\":{\"phase\":\"%s\",\"podIP\":\"%s\",\"podIPs\":[{\"ip\":\"%s\"}],"
              "\"initContainerStatuses\":[{\"name\":\"kccl-sidecar\",\"ready\":%s,"
              "\"restartCount\":0,\"image\":\"x\",\"imageID\":\"\",\"started\":true,"
              "\"state\":{\"running\":{\"startedAt\":\"2026-01-01T00:00:00Z\"}}}],"
              "\"containerStatuses\":[{\"name\":\"main\",\"ready\":%s,\"restartCount\":%d,"
-             "\"image\":\"x\",\"imageID\":\"\",\"state\":%s}]}}",
+             "\"image\":\"x\",\"imageID\":\"\",\"state\":%s,\"lastState\":%s}]}}",
              phase, ip, ip, sidecar_ready ? "true" : "false", exit_code < 0 ? "true" : "false",
-             restarts, state);
+             restarts, state, last);
     kccl_kube_path(path, sizeof(path), "v1", ns, "pods", name, "status");
     kccl_status_t st = kccl_kube_patch(kc, path, KCCL_KUBE_PATCH_MERGE, text, NULL, NULL, &res);
     return st == KCCL_OK ? 0 : opit_fail("patching pods/status", st, &res);
+}
+
+static inline int opit_pod_status(kccl_kube_client_t kc, const char *ns, const char *name,
+                                  const char *phase, int sidecar_ready, int exit_code, int restarts,
+                                  const char *ip)
+{
+    return opit_pod_status_last(kc, ns, name, phase, sidecar_ready, exit_code, restarts, -1, ip);
 }
 
 /* Merge-patch metadata.annotations (JSON object text). */

@@ -6,7 +6,9 @@
  * process restricted to this program's namespace. Checks go through the API:
  *
  *   probes, status + conditions + Secret with ownerReference + Events, Restart
- *   bumps the epoch once per failure and patches rank 0's kccl.io/epoch, a
+ *   bumps the epoch once per formed epoch and patches rank 0's kccl.io/epoch,
+ *   a crash restarted in place (lastState) is a failure and the other members'
+ *   crashes of the same incident bump nothing, a completed group is Succeeded, a
  *   replacement re-forms the group, Fail marks Failed, rank violations,
  *   auto-created CommGroups, garbage collection of the Secret with its
  *   CommGroup (kube-controller-manager), and two operators with
@@ -264,7 +266,11 @@ static void test_restart_bumps_epoch_once(void **state)
     assert_string_equal(opit_str(cg, "status", "uniqueId", NULL), ""); /* epoch 0's id is stale */
     cJSON_Delete(cg);
     assert_int_equal(events("ga", "MemberFailed"), 1);
-    /* the container restarts and fails again: a new failure, a new epoch */
+    /* the container runs again, rank 0 republishes for epoch 1: the group formed at epoch 1 */
+    assert_int_equal(opit_pod_status(kc, kcp.ns, "ga-1", "Running", 1, -1, 1, "10.99.2.11"), 0);
+    assert_int_equal(opit_publish_root(kc, kcp.ns, "ga-0", "10.99.2.10", 1), 0);
+    cJSON_Delete(wait_cg("ga", ready_with_id, "ID-10.99.2.10-1", 30000, "Ready at epoch 1"));
+    /* the container fails again after that: a new failure, a new epoch */
     assert_int_equal(opit_pod_status(kc, kcp.ns, "ga-1", "Running", 1, 2, 1, "10.99.2.11"), 0);
     long two = 2;
     cJSON_Delete(wait_cg("ga", epoch_is, &two, 30000, "epoch 2"));
@@ -277,6 +283,70 @@ static void test_restart_bumps_epoch_once(void **state)
                  "Ready after the replacement, with rank 0's id for epoch 2");
     assert_int_equal(opit_num(cg, "status", "epoch", NULL), 2); /* the delete was no new failure */
     cJSON_Delete(cg);
+}
+
+/* The handled-failures annotation holds n keys. */
+static int handled_keys_are(const cJSON *cg, const void *arg)
+{
+    const char *text = opit_str(cg, "metadata", "annotations", "kccl.io/handled-failures");
+    int n = text[0] != '\0';
+    for (const char *c = text; *c; c++)
+        n += *c == ' ';
+    return n == *(const int *)arg;
+}
+
+/* A crash restarted in place (only lastState shows it) is a failure; the other members'
+ * "lost rank" crashes that follow are the same incident (no second bump); the group is Ready
+ * again at the new epoch; then every pod completes: Succeeded. */
+static void test_in_place_restart_and_completion(void **state)
+{
+    (void)state;
+    group_up("gi", 3, "Restart", 1);
+    cJSON_Delete(wait_cg("gi", phase_is, "Ready", 30000, "phase Ready"));
+    assert_int_equal(opit_pod_status_last(kc, kcp.ns, "gi-1", "Running", 1, -1, 1, 1, "10.99.2.11"),
+                     0);
+    long one = 1;
+    cJSON *cg = wait_cg("gi", epoch_is, &one, 30000, "epoch 1 after a crash restarted in place");
+    const cJSON *d = opit_cond(cg, "Degraded");
+    assert_string_equal(opit_str(d, "reason", NULL, NULL), "MemberFailed");
+    assert_non_null(strstr(opit_str(d, "message", NULL, NULL), "pod gi-1 (rank 1)"));
+    assert_non_null(strstr(opit_str(d, "message", NULL, NULL), "restarted in place"));
+    cJSON_Delete(cg);
+    /* ranks 0 and 2 exit "lost rank 1" and are restarted in place too: recorded, no bump */
+    assert_int_equal(opit_pod_status_last(kc, kcp.ns, "gi-0", "Running", 1, -1, 1, 1, "10.99.2.10"),
+                     0);
+    assert_int_equal(opit_pod_status_last(kc, kcp.ns, "gi-2", "Running", 1, -1, 1, 1, "10.99.2.12"),
+                     0);
+    int three = 3;
+    cJSON_Delete(wait_cg("gi", handled_keys_are, &three, 30000, "three handled failures"));
+    opit_sleep_ms(1000);
+    cg = opit_get(kc, CG_GV, kcp.ns, "commgroups", "gi");
+    assert_int_equal(opit_num(cg, "status", "epoch", NULL), 1);
+    cJSON_Delete(cg);
+    assert_true(events("gi", "MemberFailed") >= 2);
+    /* rank 0 republishes for epoch 1: Ready again (the pods still show their crashes) */
+    assert_int_equal(opit_publish_root(kc, kcp.ns, "gi-0", "10.99.2.10", 1), 0);
+    cg = wait_cg("gi", ready_with_id, "ID-10.99.2.10-1", 30000, "Ready again at epoch 1");
+    assert_int_equal(opit_num(cg, "status", "epoch", NULL), 1);
+    cJSON_Delete(cg);
+    /* every rank completes: Succeeded, not Degraded */
+    for (int r = 0; r < 3; r++) {
+        char name[16], ip[32];
+        snprintf(name, sizeof(name), "gi-%d", r);
+        snprintf(ip, sizeof(ip), "10.99.2.%d", 10 + r);
+        assert_int_equal(opit_pod_status_last(kc, kcp.ns, name, "Succeeded", 0, 0, 1, 1, ip), 0);
+    }
+    cg = wait_cg("gi", phase_is, "Succeeded", 30000, "phase Succeeded");
+    const cJSON *r = opit_cond(cg, "Ready");
+    assert_string_equal(opit_str(r, "status", NULL, NULL), "False");
+    assert_string_equal(opit_str(r, "reason", NULL, NULL), "Completed");
+    assert_string_equal(opit_str(r, "message", NULL, NULL), "all 3 ranks completed");
+    assert_string_equal(opit_str(opit_cond(cg, "Degraded"), "status", NULL, NULL), "False");
+    assert_int_equal(opit_num(cg, "status", "epoch", NULL), 1);
+    cJSON_Delete(cg);
+    for (int i = 0; i < 50 && events("gi", "Completed") < 1; i++)
+        opit_sleep_ms(100);
+    assert_int_equal(events("gi", "Completed"), 1);
 }
 
 static void test_fail_policy(void **state)
@@ -499,6 +569,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_probes),
         cmocka_unit_test(test_ready_status_and_secret),
         cmocka_unit_test(test_restart_bumps_epoch_once),
+        cmocka_unit_test(test_in_place_restart_and_completion),
         cmocka_unit_test(test_fail_policy),
         cmocka_unit_test(test_violations),
         cmocka_unit_test(test_auto_create),
