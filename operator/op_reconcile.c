@@ -6,11 +6,14 @@
  *      rest are problems (no rank, out of range, another world size) or
  *      failures (phase Failed, a container exited non-zero);
  *   2. find the failures not acted on yet: failed pods (a replacement of the
- *      same rank may already run), and members deleted after the group
- *      formed; each is acted on once (its key joins kccl.io/handled-failures,
- *      which keeps the keys of failed pods that still exist):
- *      Restart bumps status.epoch once for all of them, Fail ends the group;
- *   3. compute phase, conditions, readyMembers, rank 0's id and endpoint;
+ *      same rank may already run), crashes the kubelet restarted in place,
+ *      and members deleted after the group formed; each is acted on once (its
+ *      key joins kccl.io/handled-failures, which keeps the keys of failed pods
+ *      that still exist): Restart bumps status.epoch once for all of them -
+ *      unless the group is still re-forming after the last bump (Degraded
+ *      True/MemberFailed: one incident, one bump) -, Fail ends the group;
+ *   3. compute phase (Succeeded once every rank's pod completed), conditions,
+ *      readyMembers, rank 0's id and endpoint;
  *      lastTransitionTime moves only when a condition's status moves;
  *   4. Events for what changed (a violation appearing, a failure, Ready).
  *
