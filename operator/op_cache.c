@@ -32,6 +32,7 @@ typedef struct {
     gstate_t *g;
     size_t gidx;
     unsigned gen;
+    char acted[OP_FKEY_MAX]; /* this pod's newest failure key acted on by this process */
 } pentry_t;
 
 struct gstate {
@@ -420,8 +421,11 @@ kccl_status_t op_cache_snapshot(op_cache_t c, const char *key, op_snapshot_t *ou
         st = KCCL_ERR_NO_MEMORY;
         goto out_unlock;
     }
-    for (size_t i = 0; i < g->npods; i++)
-        out->pods[i] = g->pods[i]->pod;
+    for (size_t i = 0; i < g->npods; i++) {
+        const pentry_t *p = g->pods[i];
+        out->pods[i] = p->pod;
+        out->pods[i].acted = p->acted[0] && !strcmp(p->acted, p->pod.fkey);
+    }
     out->npods = g->npods;
     if (g->ntombs)
         memcpy(out->tombs, g->tombs, g->ntombs * sizeof(*out->tombs));
@@ -455,6 +459,10 @@ void op_cache_consumed(op_cache_t c, const char *key, size_t ntombs,
             g->ntombs -= ntombs;
         }
         for (size_t i = 0; i < nhandled; i++) {
+            /* on the pod too: the lists below are bounded, a group's pods are not */
+            for (size_t j = 0; j < g->npods; j++)
+                if (!strcmp(g->pods[j]->pod.fkey, handled[i]))
+                    memcpy(g->pods[j]->acted, handled[i], OP_FKEY_MAX);
             if (g->nextra == OP_HANDLED_MAX) { /* forget the oldest */
                 memmove(g->extra[0], g->extra[1], (OP_HANDLED_MAX - 1) * OP_FKEY_MAX);
                 g->nextra--;

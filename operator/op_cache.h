@@ -59,7 +59,10 @@ typedef struct {
 kccl_status_t op_cache_snapshot(op_cache_t c, const char *key, op_snapshot_t *out);
 void op_snapshot_free(op_snapshot_t *s);
 
-/* After a successful pass: drops the first n tombstones, remembers failures acted on. */
+/* After a successful pass: drops the first n tombstones, remembers failures acted on (in a
+ * bounded list, and on each pod whose key it is: the snapshot's op_pod_t.acted, which holds
+ * until the pod's key changes, so a group with more failed pods than the list holds never
+ * sees an old failure again). */
 void op_cache_consumed(op_cache_t c, const char *key, size_t ntombs,
                        const char (*handled)[OP_FKEY_MAX], size_t nhandled);
 

@@ -82,8 +82,9 @@ typedef struct {
     char fkey[OP_FKEY_MAX]; /* this failure's identity: "<uid>.<n>", n the sum of the app
                              * containers' restarts before the failed run was replaced */
     int sidecar_ready;      /* the kccl-sidecar init container reports ready */
-    int64_t epoch;          /* kccl.io/epoch; 0 when absent */
-    int64_t id_epoch;       /* kccl.io/unique-id-epoch; -1 when absent */
+    int acted;        /* not parsed: the cache sets it when this process already acted on fkey */
+    int64_t epoch;    /* kccl.io/epoch; 0 when absent */
+    int64_t id_epoch; /* kccl.io/unique-id-epoch; -1 when absent */
     char unique_id[OP_ID_MAX];
     char endpoint[OP_EP_MAX];
 } op_pod_t;

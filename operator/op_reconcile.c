@@ -170,7 +170,8 @@ static void find_failures(rec_t *r)
 {
     for (size_t i = 0; i < r->in->npods; i++) {
         const op_pod_t *p = &r->in->pods[i];
-        if ((p->failed || p->crashed) && !p->deleting && p->rank >= 0 && p->rank < r->ws)
+        if ((p->failed || p->crashed) && !p->acted && !p->deleting && p->rank >= 0 &&
+            p->rank < r->ws)
             failure(r, p->fkey, p->name, p->rank, p->why);
     }
     for (size_t i = 0; i < r->in->ntombs && r->formed; i++) {
