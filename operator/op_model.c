@@ -145,6 +145,7 @@ static void container(const cJSON *cs, op_pod_t *p, long rc, long *adjust)
         if (!p->failed) {
             p->failed = 1;
             p->crashed = 0;
+            p->crash_at[0] = '\0';
             *adjust = 0;
             snprintf(p->why, sizeof(p->why), "container %.40s exited with code %d", name, code);
         }
@@ -153,6 +154,8 @@ static void container(const cJSON *cs, op_pod_t *p, long rc, long *adjust)
     if (p->failed || p->crashed || !exit_code(item(cs, "lastState"), &code) || code == 0)
         return;
     p->crashed = 1;
+    copy(p->crash_at, sizeof(p->crash_at),
+         str(item(item(cs, "lastState"), "terminated"), "finishedAt"));
     int newer = item(state, "running") != NULL || item(state, "terminated") != NULL;
     *adjust = newer && rc > 0;
     snprintf(p->why, sizeof(p->why),
@@ -182,6 +185,7 @@ static void pod_containers(const cJSON *status, op_pod_t *p)
     if (p->phase == OP_POD_FAILED && !p->failed) {
         p->failed = 1;
         p->crashed = 0;
+        p->crash_at[0] = '\0';
         adjust = 0;
         const char *reason = str(status, "reason");
         snprintf(p->why, sizeof(p->why), "pod phase Failed%s%.60s", reason ? ": " : "",
@@ -190,7 +194,7 @@ static void pod_containers(const cJSON *status, op_pod_t *p)
     if (p->phase == OP_POD_SUCCEEDED && p->crashed) { /* completed: an old crash is history */
         p->crashed = 0;
         adjust = 0;
-        p->why[0] = '\0';
+        p->why[0] = p->crash_at[0] = '\0';
     }
     snprintf(p->fkey, sizeof(p->fkey), "%s.%ld", p->uid, restarts - adjust);
 }
@@ -233,8 +237,8 @@ int op_model_pod_equal(const op_pod_t *a, const op_pod_t *b)
            a->sidecar_ready == b->sidecar_ready && a->epoch == b->epoch &&
            a->id_epoch == b->id_epoch && !strcmp(a->ns, b->ns) && !strcmp(a->name, b->name) &&
            !strcmp(a->uid, b->uid) && !strcmp(a->group, b->group) && !strcmp(a->why, b->why) &&
-           !strcmp(a->fkey, b->fkey) && !strcmp(a->unique_id, b->unique_id) &&
-           !strcmp(a->endpoint, b->endpoint);
+           !strcmp(a->crash_at, b->crash_at) && !strcmp(a->fkey, b->fkey) &&
+           !strcmp(a->unique_id, b->unique_id) && !strcmp(a->endpoint, b->endpoint);
 }
 
 /* ------------------------------------------------------------------ CommGroups */

@@ -78,6 +78,7 @@ typedef struct {
     int crashed;            /* not failed now, but a container's last run exited non-zero and
                              * the kubelet restarts it in place (lastState.terminated): a
                              * failure event; the pod stays a member */
+    char crash_at[24];      /* when crashed: lastState.terminated.finishedAt (RFC 3339), or "" */
     char why[OP_WHY_MAX];   /* what failed, for messages */
     char fkey[OP_FKEY_MAX]; /* this failure's identity: "<uid>.<n>", n the sum of the app
                              * containers' restarts before the failed run was replaced */

@@ -164,6 +164,24 @@ static void failure(rec_t *r, const char *key, const char *name, int rank, const
                  why);
 }
 
+/* "2026-01-02T03:04:05Z": the one form both the kubelet and this operator write. */
+static int rfc3339_utc(const char *t)
+{
+    return strlen(t) == 20 && t[4] == '-' && t[10] == 'T' && t[19] == 'Z';
+}
+
+/* A crash restarted in place that ended before the group last became Ready belongs to an
+ * incident the group already recovered from, even when no list remembers its key (an
+ * operator restart with more crashed pods than the annotation holds): no failure. The time
+ * is the kubelet's; a crash in the second the group became Ready still counts. */
+static int crash_is_history(const rec_t *r, const op_pod_t *p)
+{
+    const op_cond_t *ready = &r->g->status.cond[OP_COND_READY];
+    return p->crashed && !p->failed && ready->present && ready->status == 1 &&
+           rfc3339_utc(p->crash_at) && rfc3339_utc(ready->last_transition) &&
+           strcmp(p->crash_at, ready->last_transition) < 0;
+}
+
 /* Step 2: failures not acted on yet. A crash restarted in place (p->crashed) is one too: the
  * pod stays a member, its key (uid + restarts) makes each crash distinct. */
 static void find_failures(rec_t *r)
@@ -171,7 +189,7 @@ static void find_failures(rec_t *r)
     for (size_t i = 0; i < r->in->npods; i++) {
         const op_pod_t *p = &r->in->pods[i];
         if ((p->failed || p->crashed) && !p->acted && !p->deleting && p->rank >= 0 &&
-            p->rank < r->ws)
+            p->rank < r->ws && !crash_is_history(r, p))
             failure(r, p->fkey, p->name, p->rank, p->why);
     }
     for (size_t i = 0; i < r->in->ntombs && r->formed; i++) {

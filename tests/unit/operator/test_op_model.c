@@ -145,6 +145,13 @@ static void test_pod_restarted_in_place(void **state)
     assert_false(p.crashed);
     assert_string_equal(p.fkey, "W.1");
     assert_string_equal(p.why, "container main exited with code 9");
+    /* when the crash ended (the kubelet's finishedAt) is kept */
+    parse_restarted(&p, "Running", 1, run,
+                    "{\"terminated\":{\"exitCode\":1,\"finishedAt\":\"2026-01-01T00:00:30Z\"}}");
+    assert_true(p.crashed);
+    assert_string_equal(p.crash_at, "2026-01-01T00:00:30Z");
+    parse_restarted(&p, "Running", 1, run, crash1);
+    assert_string_equal(p.crash_at, "");
     /* the records differ, so the cache reports the change */
     op_pod_t q;
     parse_restarted(&q, "Running", 1, run, "{}");

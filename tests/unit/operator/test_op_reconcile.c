@@ -687,8 +687,11 @@ static void no_touch(void *arg, const char *key)
     (void)key;
 }
 
-/* Rank r's pod; restarts > 0: its container crashed (exit 1) and runs again; rank 0 publishes
- * its id for id_epoch and carries kccl.io/epoch. */
+#define CRASH1 "2026-01-01T00:00:30Z" /* between NOW1 and NOW2 */
+#define CRASH2 "2026-01-01T00:02:00Z" /* after NOW2 */
+
+/* Rank r's pod; restarts > 0: its container crashed (exit 1, at CRASH1, or CRASH2 after two
+ * restarts) and runs again; rank 0 publishes its id for id_epoch and carries kccl.io/epoch. */
 static void big_pod(op_cache_t c, int r, int restarts, int epoch, int id_epoch)
 {
     char text[2048], ann[512] = "", last[96] = "{}";
@@ -698,7 +701,8 @@ static void big_pod(op_cache_t c, int r, int restarts, int epoch, int id_epoch)
                  "\"kccl.io/unique-id-epoch\":\"%d\",\"kccl.io/endpoint\":\"10.0.0.1:29500\"",
                  epoch, id_epoch, id_epoch);
     if (restarts > 0)
-        snprintf(last, sizeof(last), "{\"terminated\":{\"exitCode\":1}}");
+        snprintf(last, sizeof(last), "{\"terminated\":{\"exitCode\":1,\"finishedAt\":\"%s\"}}",
+                 restarts > 1 ? CRASH2 : CRASH1);
     snprintf(text, sizeof(text),
              "{\"metadata\":{\"name\":\"b-%d\",\"namespace\":\"ns\",\"uid\":\"ub-%d\","
              "\"labels\":{\"kccl.io/group\":\"big\",\"kccl.io/rank\":\"%d\"},"
@@ -734,7 +738,7 @@ static void big_write_back(op_cache_t c, const op_group_t *g, const op_plan_t *p
 }
 
 /* One reconcile as op_ctrl.c does it; returns the failures recorded in it. */
-static int big_pass(op_cache_t c, op_plan_t *p)
+static int big_pass(op_cache_t c, op_plan_t *p, const char *now)
 {
     op_snapshot_t s;
     assert_int_equal(op_cache_snapshot(c, "ns/big", &s), KCCL_OK);
@@ -747,7 +751,7 @@ static int big_pass(op_cache_t c, op_plan_t *p)
                          .ntombs = s.ntombs,
                          .extra_handled = (const char(*)[OP_FKEY_MAX])s.extra,
                          .nextra_handled = s.nextra,
-                         .now = NOW2};
+                         .now = now};
     op_rec_plan(&in, p);
     big_write_back(c, &s.group, p);
     op_cache_consumed(c, "ns/big", s.ntombs, (const char(*)[OP_FKEY_MAX])p->new_handled,
@@ -758,7 +762,9 @@ static int big_pass(op_cache_t c, op_plan_t *p)
 
 /* Every member of a 100-rank group crashes in place at once (one incident): each crash is
  * recorded once although the CommGroup's list and the in-memory list hold 32 keys, the epoch
- * moves once, the passes converge, and the group stays Ready at epoch 1 afterwards. */
+ * moves once, the passes converge, and the group stays Ready at epoch 1 afterwards - also for
+ * a restarted operator, which remembers 32 of the 100 keys (the crashes ended before the group
+ * became Ready again: history). */
 static void test_many_crashes_in_place(void **state)
 {
     (void)state;
@@ -773,13 +779,13 @@ static void test_many_crashes_in_place(void **state)
     cJSON_Delete(cg);
     for (int r = 0; r < BIG; r++)
         big_pod(c, r, 0, 0, 0);
-    big_pass(c, p);
+    big_pass(c, p, NOW1);
     assert_int_equal(p->status.phase, OP_PHASE_READY);
     for (int r = 0; r < BIG; r++)
         big_pod(c, r, 1, 0, 0);
     int total = 0, passes = 0, bumps = 0;
     for (int quiet = 0; quiet < 3 && passes < 20; passes++) {
-        int n = big_pass(c, p);
+        int n = big_pass(c, p, NOW2);
         total += n;
         quiet = n == 0 ? quiet + 1 : 0;
         for (int i = 0; i < p->nevents; i++)
@@ -792,20 +798,36 @@ static void test_many_crashes_in_place(void **state)
     assert_int_equal(p->status.phase, OP_PHASE_DEGRADED);
     /* rank 0 takes epoch 1 and republishes: Ready at epoch 1, and it stays so */
     big_pod(c, 0, 1, 1, 1);
-    big_pass(c, p);
+    big_pass(c, p, NOW2);
     assert_int_equal(p->status.phase, OP_PHASE_READY);
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(big_pass(c, p), 0);
+        assert_int_equal(big_pass(c, p, NOW2), 0);
         assert_int_equal(p->status.epoch, 1);
         assert_int_equal(p->status.phase, OP_PHASE_READY);
         assert_false(p->write_status);
     }
-    /* a new crash of one member: a new incident */
-    big_pod(c, 7, 2, 0, 0);
-    assert_int_equal(big_pass(c, p), 1);
+    /* the operator restarts: a new cache from the CommGroup as written and the pods */
+    op_snapshot_t s;
+    assert_int_equal(op_cache_snapshot(c, "ns/big", &s), KCCL_OK);
+    assert_int_equal(s.group.nhandled, OP_HANDLED_MAX); /* 32 of the 100 keys */
+    op_cache_t c2;
+    assert_int_equal(op_cache_create(&c2), KCCL_OK);
+    big_write_back(c2, &s.group, p);
+    op_snapshot_free(&s);
+    for (int r = 0; r < BIG; r++)
+        big_pod(c2, r, 1, r == 0, r == 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(big_pass(c2, p, NOW2), 0);
+        assert_int_equal(p->status.epoch, 1);
+        assert_int_equal(p->status.phase, OP_PHASE_READY);
+    }
+    /* a new crash of one member (it ended after the group became Ready): a new incident */
+    big_pod(c2, 7, 2, 0, 0);
+    assert_int_equal(big_pass(c2, p, NOW2), 1);
     assert_int_equal(p->status.epoch, 2);
     free(p);
     op_cache_destroy(c);
+    op_cache_destroy(c2);
 }
 
 static void test_rank0_epoch_patch(void **state)
