@@ -267,14 +267,11 @@ static kccl_status_t connect_at_init(kccl_transport_state_t *ts)
 {
     kccl_comm_t comm = ts->comm;
     const char *mode = kccl_config_str(KCCL_CFG_LINKS);
-    int me = ts->env.rank, n = ts->env.nranks, all;
-    if (strcmp(mode, "eager") == 0)
-        all = 1;
-    else if (strcmp(mode, "lazy") == 0)
+    int me = ts->env.rank, n = ts->env.nranks;
+    int all = strcmp(mode, "eager") == 0;
+    if (strcmp(mode, "lazy") == 0)
         return KCCL_OK;
-    else if (strcmp(mode, "auto") == 0)
-        all = 0;
-    else
+    if (!all && strcmp(mode, "auto") != 0)
         KCCL_FAIL(INIT, KCCL_ERR_CONFIG, "KCCL_LINKS='%s' is not one of auto, eager, lazy", mode);
     if (!all && comm->local_size > kccl_config_int_or_default(KCCL_CFG_LINKS_EAGER_MAX))
         return KCCL_OK; /* a crowded node (e.g. many CPU ranks on one host): all on demand */
