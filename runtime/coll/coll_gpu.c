@@ -16,11 +16,13 @@
  * mid-size all-reduce on more than 2 ranks, ZC (zero-copy over peers' user
  * buffers, coll_gpu_reg.c) for large ones. Buffers that cannot be shared fall
  * back to LL in chunks of the scratch slots. Overrides: KCCL_COLL_ALGO
- * (auto|ll|ll2|zc), KCCL_COLL_LL_MAX and KCCL_COLL_LL2_MAX (bytes).
+ * (auto|ll|ll2|zc|ce|cep), KCCL_COLL_LL_MAX, KCCL_COLL_LL2_MAX, KCCL_COLL_CE_MIN
+ * and KCCL_COLL_CEP_MIN (bytes).
  * Host work during CUDA-graph capture runs with the capture mode relaxed for
  * this thread, so allocations and IPC calls of the first call are allowed.
  */
 #include <cuda_runtime.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +56,7 @@ static kccl_status_t read_config(kccl_cg_state_t *s)
     s->ll_max = kccl_config_int_or_default(KCCL_CFG_COLL_LL_MAX);
     s->ll2_max = kccl_config_int_or_default(KCCL_CFG_COLL_LL2_MAX);
     s->ce_min = kccl_config_int_or_default(KCCL_CFG_COLL_CE_MIN);
+    s->cep_min = kccl_config_int_or_default(KCCL_CFG_COLL_CEP_MIN);
     return KCCL_OK;
 }
 
@@ -197,8 +200,10 @@ static int choose(const kccl_cg_state_t *s, const kccl_coll_args_t *a, size_t by
     }
     /* Built-in table from the H100 runs (bench/NOTES.md, "Collectives (GPU)"). */
     int copy_only = a->kind == KCCL_COLL_ALL_GATHER || a->kind == KCCL_COLL_BROADCAST;
-    size_t ll_max = s->n <= 2 ? ((size_t)(copy_only ? 1024 : 256) << 10) : ((size_t)64 << 10);
-    size_t ll2_max = s->n <= 2 ? 0 : ((size_t)512 << 10);
+    /* 2 ranks: x2 runs; more: the 4-rank sweep of test_gpu_coll_bench --sweep --factor 2
+     * (every algorithm at every size, NCCL beside it; 3 and 5-8 ranks are unmeasured). */
+    size_t ll_max = (size_t)(copy_only ? 1024 : s->n <= 2 ? 256 : 128) << 10;
+    size_t ll2_max = s->n <= 2 ? 0 : ((size_t)256 << 10);
     if (s->ll_max >= 0)
         ll_max = (size_t)s->ll_max;
     if (s->ll2_max >= 0)
@@ -207,9 +212,14 @@ static int choose(const kccl_cg_state_t *s, const kccl_coll_args_t *a, size_t by
         return KCCL_CG_LL;
     if (a->kind == KCCL_COLL_ALL_REDUCE && bytes <= ll2_max)
         return KCCL_CG_LL2;
-    size_t ce_min = s->n <= 2 ? ((size_t)64 << 20) : ((size_t)8 << 20);
+    size_t ce_min = s->n <= 2 ? ((size_t)64 << 20) : ((size_t)16 << 20);
+    size_t cep_min = SIZE_MAX; /* never, unless KCCL_COLL_CEP_MIN says so */
     if (s->ce_min >= 0)
         ce_min = (size_t)s->ce_min;
+    if (s->cep_min >= 0)
+        cep_min = (size_t)s->cep_min;
+    if (a->kind == KCCL_COLL_ALL_REDUCE && bytes >= cep_min)
+        return KCCL_CG_CEP;
     return ce_ok && bytes >= ce_min ? KCCL_CG_CE : KCCL_CG_ZC;
 }
 

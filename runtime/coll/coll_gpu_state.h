@@ -49,6 +49,7 @@ typedef struct kccl_cg_state {
     long ll_max;  /* KCCL_COLL_LL_MAX, bytes; -1: the built-in table */
     long ll2_max; /* KCCL_COLL_LL2_MAX */
     long ce_min;  /* KCCL_COLL_CE_MIN */
+    long cep_min; /* KCCL_COLL_CEP_MIN */
     uint64_t tick;
     void *ptr_attr; /* cuPointerGetAttribute, or NULL */
     kccl_cg_reg_t reg[KCCL_CG_REG_SLOTS];

@@ -10,7 +10,8 @@
  * Until the committed kccl-bench (bench/coll/) lands, this is what
  * tests/gpu/run_gpu_coll.sh times.
  *
- * Usage: test_gpu_coll_bench nranks [--sweep] [--max-bytes B]
+ * Usage: test_gpu_coll_bench nranks [--sweep] [--factor F] [--max-bytes B]
+ *   --factor F: size step (default 4).
  *   --sweep: also time each forced algorithm (KCCL_COLL_ALGO=ll/ll2 up to
  *   16 MiB, zc/ce/cep from 256 KiB), for the selection table.
  * NCCL: KCCL_NCCL_LIB=/path/libnccl.so.2 (default: libnccl.so.2 on the loader
@@ -40,7 +41,7 @@ typedef struct {
 #define NCCL_SUM     0
 
 typedef struct {
-    int rank, n, sweep;
+    int rank, n, sweep, factor;
     size_t max_bytes;
     kccl_comm_t comm;
     nccl_t nccl;
@@ -204,7 +205,7 @@ static int bench_coll(bctx_t *b, int coll)
     int gh_rank = b->rank;
     static const char *const algos[] = {"ll", "ll2", "zc", "ce", "cep"};
     size_t lo = coll == 0 ? 1024 : 65536, hi = coll == 0 ? b->max_bytes : b->max_bytes / 4;
-    for (size_t bytes = lo; bytes <= hi; bytes *= 4) {
+    for (size_t bytes = lo; bytes <= hi; bytes *= (size_t)b->factor) {
         size_t count = coll == 0 ? bytes / 4 : bytes / 4 / (size_t)b->n;
         double k_us = 0, n_us = 0, a_us[5] = {0, 0, 0, 0, 0};
         setenv("KCCL_COLL_ALGO", "auto", 1);
@@ -274,14 +275,18 @@ int main(int argc, char **argv)
     memset(&cfg, 0, sizeof(cfg));
     int n = argc > 1 ? atoi(argv[1]) : 2;
     cfg.max_bytes = (size_t)1 << 30;
+    cfg.factor = 4;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--sweep") == 0)
             cfg.sweep = 1;
+        else if (strcmp(argv[i], "--factor") == 0 && i + 1 < argc)
+            cfg.factor = atoi(argv[++i]);
         else if (strcmp(argv[i], "--max-bytes") == 0 && i + 1 < argc)
             cfg.max_bytes = strtoull(argv[++i], NULL, 0);
     }
-    if (n < 2 || n > 8) {
-        fprintf(stderr, "usage: %s nranks(2..8) [--sweep] [--max-bytes B]\n", argv[0]);
+    if (n < 2 || n > 8 || cfg.factor < 2) {
+        fprintf(stderr, "usage: %s nranks(2..8) [--sweep] [--factor F>=2] [--max-bytes B]\n",
+                argv[0]);
         return 2;
     }
     setenv("NCCL_NVLS_ENABLE", "0", 1);
