@@ -86,7 +86,7 @@ typedef enum {
     X(COLL_LL_MAX, INT, "-1", 0, "auto: largest size (bytes) for LL; -1 = built-in table")         \
     X(COLL_LL2_MAX, INT, "-1", 0, "auto: largest all-reduce size for LL2; -1 = built-in table")    \
     X(COLL_CE_MIN, INT, "-1", 0,                                                                   \
-      "auto: smallest all-reduce/all-gather size for the copy engine; -1 = built-in table")      \
+      "auto: smallest all-reduce/all-gather size for the copy engine; -1 = built-in table")        \
     X(COLL_CEP_MIN, INT, "-1", 0,                                                                  \
       "auto: smallest all-reduce size for copy-engine pulls (cep); -1 = built-in table")
 
