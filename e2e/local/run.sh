@@ -41,6 +41,10 @@ NS=kccl-e2e                # the workload namespace (helm: workloadNamespaces)
 RELNS=kccl-system          # the release namespace
 NODE=kccl-e2e-node
 STATE="/tmp/kccl-e2e-agent.$$"
+# The images' contents (images.map's ${BUILD}): a copy outside /tmp. The example pods mount an
+# emptyDir at /tmp (read-only root filesystem), which hides a build tree under /tmp from them:
+# a checkout cloned into /tmp ran no container ("exec .../kccl-demo: No such file or directory").
+IMAGES="/var/tmp/kccl-e2e-images.$$"
 AGENT_PID=""
 INSTALLED=0
 RESULTS=()
@@ -79,9 +83,21 @@ wait_until() {
 }
 
 # ------------------------------------------------------------------ agent
+# stage_images: the binaries that images.map names, copied under ${IMAGES} with the build
+# tree's layout (what an image build would put in the image).
+stage_images() {
+    rm -rf "${IMAGES}" && mkdir -p "${IMAGES}/sidecar" "${IMAGES}/operator" "${IMAGES}/runtime/tools" ||
+        { log "cannot create ${IMAGES} (the images' copy outside /tmp)"; return 1; }
+    cp "${BUILD}/sidecar/kccl-sidecar" "${IMAGES}/sidecar/" &&
+        cp "${BUILD}/operator/kccl-operator" "${IMAGES}/operator/" &&
+        cp "${BUILD}"/runtime/tools/kccl-{demo,run,info} "${IMAGES}/runtime/tools/" ||
+        { log "copying the images' binaries into ${IMAGES} failed"; return 1; }
+}
+
 start_agent() {
     mkdir -p "${STATE}"
-    "${BUILD}/e2e/local/kccl-node-agent" --node "${NODE}" --build-dir "${BUILD}" \
+    stage_images || return 1
+    "${BUILD}/e2e/local/kccl-node-agent" --node "${NODE}" --build-dir "${IMAGES}" \
         --state-dir "${STATE}/agent" --ready-file "${STATE}/ready" \
         --backoff-initial-ms 1000 --backoff-max-ms 10000 --mount-timeout 60 --keep-state \
         >"${STATE}/agent.log" 2>&1 &
@@ -449,6 +465,7 @@ on_exit() {
     kc delete namespace "${NS}" "${RELNS}" --ignore-not-found --wait=false >/dev/null 2>&1 || true
     intruder_down
     stop_agent
+    rm -rf "${IMAGES}"
     if [[ -n "$(our_netns)" ]]; then
         log "network namespaces left after the agent stopped: $(our_netns | tr '\n' ' ')"
         rc=1

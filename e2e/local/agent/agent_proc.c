@@ -509,7 +509,12 @@ pid_t ag_ctr_spawn(ag_t *a, ag_pod_t *p, ag_ctr_t *c)
         if (chdir(*wd ? wd : "/") != 0)
             _exit(126);
         execve(bin, argv, c->envp);
-        fprintf(stderr, "kccl-node-agent: exec %s: %s\n", bin, strerror(errno));
+        int e = errno;
+        fprintf(stderr, "kccl-node-agent: exec %s: %s%s\n", bin, strerror(e),
+                e == ENOENT ? " (if the file exists on the host, a volume of the pod is mounted over "
+                              "a directory on its path, e.g. an emptyDir at /tmp: keep the "
+                              "image's files elsewhere)"
+                            : "");
         _exit(127);
     }
     if (logfd >= 0)
