@@ -6,7 +6,55 @@
 #include "coll_check.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
+
+static int check_threads = 1; /* coll_check_set_threads() */
+
+void coll_check_set_threads(int n)
+{
+    check_threads = n < 1 ? 1 : n > COLL_CHECK_MAX_THREADS ? COLL_CHECK_MAX_THREADS : n;
+}
+
+/* One slice [lo, hi) of a fill or a check, run by par_for's threads. */
+typedef struct {
+    const coll_check_t *c;
+    void *buf;
+    size_t lo, hi, wrong;
+    void (*fn)(void *slice);
+} slice_t;
+
+static void *slice_main(void *arg)
+{
+    slice_t *sl = arg;
+    sl->fn(sl);
+    return NULL;
+}
+
+/* Runs fn over [0, n) in check_threads contiguous slices (one thread below 1M elements or
+ * when a thread cannot start: that slice runs here); returns the summed wrong counts. */
+static size_t par_for(const coll_check_t *c, void *buf, size_t n, void (*fn)(void *slice))
+{
+    int t = n < ((size_t)1 << 20) ? 1 : check_threads;
+    slice_t sl[COLL_CHECK_MAX_THREADS];
+    pthread_t tid[COLL_CHECK_MAX_THREADS];
+    int started[COLL_CHECK_MAX_THREADS] = {0};
+    for (int k = 0; k < t; k++) {
+        sl[k] =
+            (slice_t){c, buf, n * (size_t)k / (size_t)t, n * (size_t)(k + 1) / (size_t)t, 0, fn};
+        if (k > 0)
+            started[k] = pthread_create(&tid[k], NULL, slice_main, &sl[k]) == 0;
+    }
+    size_t wrong = 0;
+    for (int k = 0; k < t; k++) {
+        if (k == 0 || !started[k])
+            fn(&sl[k]);
+        else
+            pthread_join(tid[k], NULL);
+        wrong += sl[k].wrong;
+    }
+    return wrong;
+}
 
 static uint64_t mix64(uint64_t x)
 {
@@ -93,11 +141,16 @@ size_t coll_check_recv_count(const coll_check_t *c)
     return c->kind == COLL_CHECK_ALL_GATHER ? c->count * (size_t)c->nranks : c->count;
 }
 
+static void fill_slice(void *arg)
+{
+    slice_t *sl = arg;
+    for (size_t i = sl->lo; i < sl->hi; i++)
+        store(sl->c->dtype, sl->buf, i, coll_check_input(sl->c, sl->c->rank, i));
+}
+
 void coll_check_fill(const coll_check_t *c, void *sendbuf)
 {
-    size_t n = coll_check_send_count(c);
-    for (size_t i = 0; i < n; i++)
-        store(c->dtype, sendbuf, i, coll_check_input(c, c->rank, i));
+    par_for(c, sendbuf, coll_check_send_count(c), fill_slice);
 }
 
 void coll_check_poison(const coll_check_t *c, void *recvbuf)
@@ -140,11 +193,12 @@ static int reduced_ok(const coll_check_t *c, size_t idx, double got)
     return fabs(got - acc) <= tol; /* false for NaN */
 }
 
-size_t coll_check_wrong(const coll_check_t *c, const void *recvbuf)
+static void wrong_slice(void *arg)
 {
-    size_t n = coll_check_recv_count(c), wrong = 0;
-    for (size_t i = 0; i < n; i++) {
-        double got = load(c->dtype, recvbuf, i);
+    slice_t *sl = arg;
+    const coll_check_t *c = sl->c;
+    for (size_t i = sl->lo; i < sl->hi; i++) {
+        double got = load(c->dtype, sl->buf, i);
         int ok;
         switch (c->kind) {
         case COLL_CHECK_ALL_REDUCE: ok = reduced_ok(c, i, got); break;
@@ -156,9 +210,13 @@ size_t coll_check_wrong(const coll_check_t *c, const void *recvbuf)
             break;
         default: ok = got == coll_check_input(c, c->root, i); break;
         }
-        wrong += !ok;
+        sl->wrong += !ok;
     }
-    return wrong;
+}
+
+size_t coll_check_wrong(const coll_check_t *c, const void *recvbuf)
+{
+    return par_for(c, (void *)recvbuf, coll_check_recv_count(c), wrong_slice);
 }
 
 uint64_t coll_check_hash(const void *p, size_t bytes, uint64_t h)

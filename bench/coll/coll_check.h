@@ -49,6 +49,12 @@ size_t coll_check_recv_count(const coll_check_t *c);
 void coll_check_poison(const coll_check_t *c, void *recvbuf);
 /* Number of recvbuf elements that miss the reference. */
 size_t coll_check_wrong(const coll_check_t *c, const void *recvbuf);
+/* Threads for coll_check_fill and coll_check_wrong on 1M elements or more (default 1, at
+ * most COLL_CHECK_MAX_THREADS): kccl-bench gives each rank its share of the host's CPUs, so
+ * the float64 check of a 1 GiB all-reduce takes seconds, not a minute. Not thread-safe
+ * itself: call it before the checks. */
+#define COLL_CHECK_MAX_THREADS 32
+void coll_check_set_threads(int n);
 /* FNV-1a over bytes, to compare outputs across ranks. */
 uint64_t coll_check_hash(const void *p, size_t bytes, uint64_t h);
 

@@ -263,6 +263,10 @@ int main(int argc, char **argv)
     }
     b.rank = kccl_comm_rank(b.comm);
     b.n = kccl_comm_size(b.comm);
+    /* The float64 check: this rank's share of the host's CPUs (the ranks check at once). */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int local = kccl_comm_local_size(b.comm);
+    coll_check_set_threads(cpus > 0 && local > 0 ? (int)(cpus / local) : 1);
     const char *device = "";
     bench_row_t *rows = NULL;
     size_t nrows = 0;
