@@ -294,34 +294,37 @@ SHIM_API ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *async
     return ncclSuccess;
 }
 
-SHIM_API ncclResult_t ncclCommCount(const ncclComm_t comm, int *count)
+SHIM_API ncclResult_t ncclCommCount(ncclComm_t comm, int *count)
 {
     ncclResult_t r = check_comm(comm);
-    if (r == ncclSuccess && count == NULL)
-        r = fail(ncclInvalidArgument, "ncclCommCount: count is NULL");
-    if (r == ncclSuccess)
-        *count = kccl_comm_size(comm->kc);
-    return r;
+    if (r != ncclSuccess)
+        return r;
+    if (count == NULL)
+        return fail(ncclInvalidArgument, "ncclCommCount: count is NULL");
+    *count = kccl_comm_size(comm->kc);
+    return ncclSuccess;
 }
 
-SHIM_API ncclResult_t ncclCommUserRank(const ncclComm_t comm, int *rank)
+SHIM_API ncclResult_t ncclCommUserRank(ncclComm_t comm, int *rank)
 {
     ncclResult_t r = check_comm(comm);
-    if (r == ncclSuccess && rank == NULL)
-        r = fail(ncclInvalidArgument, "ncclCommUserRank: rank is NULL");
-    if (r == ncclSuccess)
-        *rank = kccl_comm_rank(comm->kc);
-    return r;
+    if (r != ncclSuccess)
+        return r;
+    if (rank == NULL)
+        return fail(ncclInvalidArgument, "ncclCommUserRank: rank is NULL");
+    *rank = kccl_comm_rank(comm->kc);
+    return ncclSuccess;
 }
 
-SHIM_API ncclResult_t ncclCommCuDevice(const ncclComm_t comm, int *device)
+SHIM_API ncclResult_t ncclCommCuDevice(ncclComm_t comm, int *device)
 {
     ncclResult_t r = check_comm(comm);
-    if (r == ncclSuccess && device == NULL)
-        r = fail(ncclInvalidArgument, "ncclCommCuDevice: device is NULL");
-    if (r == ncclSuccess)
-        *device = comm->device;
-    return r;
+    if (r != ncclSuccess)
+        return r;
+    if (device == NULL)
+        return fail(ncclInvalidArgument, "ncclCommCuDevice: device is NULL");
+    *device = comm->device;
+    return ncclSuccess;
 }
 
 SHIM_API const char *ncclGetErrorString(ncclResult_t result)
