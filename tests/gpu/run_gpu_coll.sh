@@ -8,7 +8,8 @@
 # Usage: tests/gpu/run_gpu_coll.sh [BUILD_DIR]      (default: build-gpu in the repository)
 # Env:   NVCC=/path/to/nvcc        the compiler (default: nvcc on PATH, /usr/local/cuda, then
 #                                  scripts/install-cuda-wheels.sh)
-#        KCCL_GPU_PREBUILT=DIR     use test_gpu_coll and test_gpu_coll_bench from DIR when they
+#        KCCL_GPU_PREBUILT=DIR     use test_gpu_coll, test_gpu_coll_bench (and kccl-bench, with
+#                                  kccl-run beside it) from DIR (tests/gpu/prebuild.sh) when they
 #                                  run here (no build)
 #        KCCL_NCCL_LIB=PATH        libnccl.so.2 to compare with (default: PyTorch's, else the
 #                                  system's)
@@ -37,6 +38,7 @@ KB=""
 pre="${KCCL_GPU_PREBUILT:-}"
 if [ -n "${pre}" ] && "${pre}/test_gpu_coll" 1 >/dev/null 2>&1; [ $? -eq 2 ]; then
     T="${pre}"
+    [ -x "${pre}/kccl-bench" ] && KB="${pre}/kccl-bench" # tests/gpu/prebuild.sh puts it there
     echo "== prebuilt binaries: ${T}"
 else
     nvcc="${NVCC:-}"
