@@ -294,37 +294,35 @@ SHIM_API ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *async
     return ncclSuccess;
 }
 
-SHIM_API ncclResult_t ncclCommCount(ncclComm_t comm, int *count)
+enum { COMM_COUNT, COMM_RANK, COMM_DEVICE };
+
+/* One attribute of comm into *out. */
+static ncclResult_t comm_attr(ncclComm_t comm, int *out, int which, const char *call)
 {
     ncclResult_t r = check_comm(comm);
     if (r != ncclSuccess)
         return r;
-    if (count == NULL)
-        return fail(ncclInvalidArgument, "ncclCommCount: count is NULL");
-    *count = kccl_comm_size(comm->kc);
+    if (out == NULL)
+        return fail(ncclInvalidArgument, "%s: the output pointer is NULL", call);
+    *out = which == COMM_COUNT  ? kccl_comm_size(comm->kc)
+           : which == COMM_RANK ? kccl_comm_rank(comm->kc)
+                                : comm->device;
     return ncclSuccess;
+}
+
+SHIM_API ncclResult_t ncclCommCount(ncclComm_t comm, int *count)
+{
+    return comm_attr(comm, count, COMM_COUNT, "ncclCommCount");
 }
 
 SHIM_API ncclResult_t ncclCommUserRank(ncclComm_t comm, int *rank)
 {
-    ncclResult_t r = check_comm(comm);
-    if (r != ncclSuccess)
-        return r;
-    if (rank == NULL)
-        return fail(ncclInvalidArgument, "ncclCommUserRank: rank is NULL");
-    *rank = kccl_comm_rank(comm->kc);
-    return ncclSuccess;
+    return comm_attr(comm, rank, COMM_RANK, "ncclCommUserRank");
 }
 
 SHIM_API ncclResult_t ncclCommCuDevice(ncclComm_t comm, int *device)
 {
-    ncclResult_t r = check_comm(comm);
-    if (r != ncclSuccess)
-        return r;
-    if (device == NULL)
-        return fail(ncclInvalidArgument, "ncclCommCuDevice: device is NULL");
-    *device = comm->device;
-    return ncclSuccess;
+    return comm_attr(comm, device, COMM_DEVICE, "ncclCommCuDevice");
 }
 
 SHIM_API const char *ncclGetErrorString(ncclResult_t result)
@@ -366,9 +364,14 @@ SHIM_API ncclResult_t ncclGroupEnd(void)
     return ncclSuccess;
 }
 
-SHIM_API ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
-                                    ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
-                                    cudaStream_t stream)
+/* kccl_all_reduce and kccl_reduce_scatter: same arguments. */
+typedef kccl_status_t (*reduce_fn)(const void *, void *, size_t, kccl_dtype_t, kccl_redop_t,
+                                   kccl_comm_t, void *);
+
+/* A reducing call: comm, type and op checked and translated, then fn. */
+static ncclResult_t run_reduce(reduce_fn fn, const void *sendbuff, void *recvbuff, size_t count,
+                               ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
+                               cudaStream_t stream)
 {
     kccl_dtype_t dt = KCCL_FLOAT32;
     kccl_redop_t kop = KCCL_SUM;
@@ -379,23 +382,22 @@ SHIM_API ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t
         r = reduce_op(op, &kop);
     if (r != ncclSuccess)
         return r;
-    return from_kccl(kccl_all_reduce(sendbuff, recvbuff, count, dt, kop, comm->kc, stream));
+    return from_kccl(fn(sendbuff, recvbuff, count, dt, kop, comm->kc, stream));
+}
+
+SHIM_API ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
+                                    ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
+                                    cudaStream_t stream)
+{
+    return run_reduce(kccl_all_reduce, sendbuff, recvbuff, count, datatype, op, comm, stream);
 }
 
 SHIM_API ncclResult_t ncclReduceScatter(const void *sendbuff, void *recvbuff, size_t recvcount,
                                         ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
                                         cudaStream_t stream)
 {
-    kccl_dtype_t dt = KCCL_FLOAT32;
-    kccl_redop_t kop = KCCL_SUM;
-    ncclResult_t r = check_comm(comm);
-    if (r == ncclSuccess)
-        r = reduce_type(datatype, &dt);
-    if (r == ncclSuccess)
-        r = reduce_op(op, &kop);
-    if (r != ncclSuccess)
-        return r;
-    return from_kccl(kccl_reduce_scatter(sendbuff, recvbuff, recvcount, dt, kop, comm->kc, stream));
+    return run_reduce(kccl_reduce_scatter, sendbuff, recvbuff, recvcount, datatype, op, comm,
+                      stream);
 }
 
 SHIM_API ncclResult_t ncclAllGather(const void *sendbuff, void *recvbuff, size_t sendcount,
@@ -406,9 +408,9 @@ SHIM_API ncclResult_t ncclAllGather(const void *sendbuff, void *recvbuff, size_t
     ncclResult_t r = check_comm(comm);
     if (r == ncclSuccess)
         r = copy_type(datatype, sendcount, &dt, &units);
-    if (r != ncclSuccess)
-        return r;
-    return from_kccl(kccl_all_gather(sendbuff, recvbuff, units, dt, comm->kc, stream));
+    return r != ncclSuccess
+               ? r
+               : from_kccl(kccl_all_gather(sendbuff, recvbuff, units, dt, comm->kc, stream));
 }
 
 SHIM_API ncclResult_t ncclBroadcast(const void *sendbuff, void *recvbuff, size_t count,
@@ -420,9 +422,9 @@ SHIM_API ncclResult_t ncclBroadcast(const void *sendbuff, void *recvbuff, size_t
     ncclResult_t r = check_comm(comm);
     if (r == ncclSuccess)
         r = copy_type(datatype, count, &dt, &units);
-    if (r != ncclSuccess)
-        return r;
-    return from_kccl(kccl_broadcast(sendbuff, recvbuff, units, dt, root, comm->kc, stream));
+    return r != ncclSuccess
+               ? r
+               : from_kccl(kccl_broadcast(sendbuff, recvbuff, units, dt, root, comm->kc, stream));
 }
 
 SHIM_API ncclResult_t ncclBcast(void *buff, size_t count, ncclDataType_t datatype, int root,
