@@ -21,29 +21,20 @@ typedef struct {
     const coll_check_t *c;
     void *buf;
     size_t lo, hi, wrong;
-    void (*fn)(void *slice);
 } slice_t;
-
-static void *slice_main(void *arg)
-{
-    slice_t *sl = arg;
-    sl->fn(sl);
-    return NULL;
-}
 
 /* Runs fn over [0, n) in check_threads contiguous slices (one thread below 1M elements or
  * when a thread cannot start: that slice runs here); returns the summed wrong counts. */
-static size_t par_for(const coll_check_t *c, void *buf, size_t n, void (*fn)(void *slice))
+static size_t par_for(const coll_check_t *c, void *buf, size_t n, void *(*fn)(void *slice))
 {
     int t = n < ((size_t)1 << 20) ? 1 : check_threads;
     slice_t sl[COLL_CHECK_MAX_THREADS];
     pthread_t tid[COLL_CHECK_MAX_THREADS];
     int started[COLL_CHECK_MAX_THREADS] = {0};
     for (int k = 0; k < t; k++) {
-        sl[k] =
-            (slice_t){c, buf, n * (size_t)k / (size_t)t, n * (size_t)(k + 1) / (size_t)t, 0, fn};
+        sl[k] = (slice_t){c, buf, n * (size_t)k / (size_t)t, n * (size_t)(k + 1) / (size_t)t, 0};
         if (k > 0)
-            started[k] = pthread_create(&tid[k], NULL, slice_main, &sl[k]) == 0;
+            started[k] = pthread_create(&tid[k], NULL, fn, &sl[k]) == 0;
     }
     size_t wrong = 0;
     for (int k = 0; k < t; k++) {
@@ -141,11 +132,12 @@ size_t coll_check_recv_count(const coll_check_t *c)
     return c->kind == COLL_CHECK_ALL_GATHER ? c->count * (size_t)c->nranks : c->count;
 }
 
-static void fill_slice(void *arg)
+static void *fill_slice(void *arg)
 {
     slice_t *sl = arg;
     for (size_t i = sl->lo; i < sl->hi; i++)
         store(sl->c->dtype, sl->buf, i, coll_check_input(sl->c, sl->c->rank, i));
+    return NULL;
 }
 
 void coll_check_fill(const coll_check_t *c, void *sendbuf)
@@ -193,7 +185,7 @@ static int reduced_ok(const coll_check_t *c, size_t idx, double got)
     return fabs(got - acc) <= tol; /* false for NaN */
 }
 
-static void wrong_slice(void *arg)
+static void *wrong_slice(void *arg)
 {
     slice_t *sl = arg;
     const coll_check_t *c = sl->c;
@@ -212,6 +204,7 @@ static void wrong_slice(void *arg)
         }
         sl->wrong += !ok;
     }
+    return NULL;
 }
 
 size_t coll_check_wrong(const coll_check_t *c, const void *recvbuf)

@@ -17,7 +17,7 @@
  * none, ncclGetUniqueId draws a fresh secret and embeds it in the id, as
  * NCCL's id is the one thing ranks share (keep it as private as the job).
  */
-#include <stdarg.h>
+#include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,19 +97,8 @@ static ncclResult_t from_kccl(kccl_status_t st)
     }
 }
 
-/* Records why (for ncclGetLastError) and returns code. */
-static ncclResult_t fail(ncclResult_t code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static ncclResult_t fail(ncclResult_t code, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    kccl_error_set("%s", msg);
-    return code;
-}
+/* Records why (kccl_error_set, what ncclGetLastError returns) and gives code. */
+#define fail(code, ...) (kccl_error_set(__VA_ARGS__), (ncclResult_t)(code))
 
 static const char *nccl_type_name(ncclDataType_t t)
 {
@@ -228,7 +217,7 @@ SHIM_API ncclResult_t ncclGetUniqueId(ncclUniqueId *uid)
     kccl_unique_id_t id;
     if (st == KCCL_OK)
         st = kccl_unique_id_create(&o, &id);
-    memset(&o, 0, sizeof(o)); /* no copy of the secret left on the stack */
+    OPENSSL_cleanse(&o, sizeof(o)); /* no copy of the secret left on the stack */
     if (st != KCCL_OK)
         return from_kccl(st);
     memcpy(uid->internal, id.internal, sizeof(uid->internal));

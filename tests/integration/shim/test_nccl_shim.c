@@ -77,6 +77,16 @@ static int share_id(mp_t *mp, int rank, ncclUniqueId *id)
     return 0;
 }
 
+/* Rank's communicator of NRANKS, from rank 0's id. */
+static int join(mp_t *mp, int rank, ncclComm_t *comm)
+{
+    ncclUniqueId id;
+    if (share_id(mp, rank, &id))
+        return 1;
+    NCCL_OK(ncclCommInitRank(comm, NRANKS, id, rank));
+    return 0;
+}
+
 static uint16_t half_of(int v) /* small non-negative integers only (exact) */
 {
     if (v == 0)
@@ -90,14 +100,12 @@ static uint16_t half_of(int v) /* small non-negative integers only (exact) */
 static int collectives(mp_t *mp, int rank, void *arg)
 {
     (void)arg;
-    ncclUniqueId id;
     ncclComm_t comm = NULL;
-    if (share_id(mp, rank, &id))
-        return 1;
     int version = 0, n = 0, me = -1;
     NCCL_OK(ncclGetVersion(&version));
     MP_CHECK(version >= 21800, "ncclGetVersion gave %d", version);
-    NCCL_OK(ncclCommInitRank(&comm, NRANKS, id, rank));
+    if (join(mp, rank, &comm))
+        return 1;
     NCCL_OK(ncclCommCount(comm, &n));
     NCCL_OK(ncclCommUserRank(comm, &me));
     MP_CHECK(n == NRANKS && me == rank, "count %d, rank %d", n, me);
@@ -155,11 +163,9 @@ static int collectives(mp_t *mp, int rank, void *arg)
 static int refusals(mp_t *mp, int rank, void *arg)
 {
     (void)arg;
-    ncclUniqueId id;
     ncclComm_t comm = NULL;
-    if (share_id(mp, rank, &id))
+    if (join(mp, rank, &comm))
         return 1;
-    NCCL_OK(ncclCommInitRank(&comm, NRANKS, id, rank));
     double d[4] = {0};
     unsigned char odd[3] = {0};
     ncclResult_t r = ncclAllReduce(d, d, 4, ncclFloat64, ncclSum, comm, NULL);
