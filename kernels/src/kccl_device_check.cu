@@ -22,6 +22,12 @@ __global__ void kccl_check_memory_channel_grid(kccl_memory_channel_dev_t c, uint
     kccl_mc_get_grid(&c, 0, 0, bytes);
 }
 
+__global__ void kccl_check_memory_channel_bulk(kccl_memory_channel_dev_t c, uint64_t bytes)
+{
+    extern __shared__ __align__(16) unsigned char smem[];
+    kccl_mc_put_bulk(&c, 0, 0, bytes, smem);
+}
+
 __global__ void kccl_check_port_channel(kccl_port_channel_dev_t c, uint32_t bytes)
 {
     if (threadIdx.x != 0)

@@ -3,9 +3,11 @@
  *
  * Usage: bench_gpu_transport [nranks] [--json FILE]
  *   mc_put      memory-channel put, rank 0 -> rank 1, one way, GB/s (1e9 B/s),
- *               by size, kccl_mc_put_grid with 2 x SMs blocks of 1024 threads from
- *               64 MiB (fewer below); CUDA events around 20 timed launches after 5
- *               warm-up, median; buffers alternate between 2 slots of 1 GiB
+ *               by size: kccl_mc_put_bulk (TMA bulk copies, one block of 128
+ *               threads per SM); mc_put_ldst: kccl_mc_put_grid (loads and stores,
+ *               2 x SMs blocks of 1024 threads), 1 GiB; CUDA events around 20 timed
+ *               launches after 5 warm-up, median; buffers alternate between 2 slots
+ *               of 1 GiB
  *   sig_rtt     signal + wait round trip between two GPUs, microseconds
  *               (one kernel per side, 10^5 ping-pongs timed with %globaltimer);
  *               sig_rtt_relaxed: the same with signals that order no data
@@ -62,6 +64,25 @@ __global__ void bw_put_kernel(kccl_memory_channel_dev_t c, uint64_t dst_off, uin
                               uint64_t bytes)
 {
     kccl_mc_put_grid(&c, dst_off, src_off, bytes);
+}
+
+/* The library's bulk put: TMA copies through shared memory, one pipeline per block. */
+__global__ void bw_put_bulk_kernel(kccl_memory_channel_dev_t c, uint64_t dst_off, uint64_t src_off,
+                                   uint64_t bytes)
+{
+    extern __shared__ __align__(16) unsigned char bulk_smem[];
+    kccl_mc_put_bulk(&c, dst_off, src_off, bytes, bulk_smem);
+}
+
+/* One put of bytes at off (same offset both sides): the bulk put on one block per SM, or
+ * (ldst) the load/store grid put on PUT_BLOCKS_PER_SM x SMs blocks of PUT_THREADS. */
+static void put_launch(int ldst, kccl_memory_channel_dev_t mh, uint64_t off, uint64_t bytes,
+                       int sms)
+{
+    if (ldst)
+        bw_put_kernel<<<sms * PUT_BLOCKS_PER_SM, PUT_THREADS>>>(mh, off, off, bytes);
+    else
+        bw_put_bulk_kernel<<<sms, 128, KCCL_BULK_SMEM>>>(mh, off, off, bytes);
 }
 
 __global__ void pingpong_kernel(kccl_memory_channel_dev_t c, int initiator, int iters, int relaxed,
@@ -192,48 +213,53 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
     GH_CUDA(cudaEventCreate(&e0));
     GH_CUDA(cudaEventCreate(&e1));
 
-    /* 1. memory-channel put bandwidth, rank 0 -> 1 */
+    /* 1. memory-channel put bandwidth, rank 0 -> 1: the bulk (TMA) put by size, then the
+     * load/store grid put at 1 GiB */
+    GH_CUDA(cudaFuncSetAttribute(bw_put_bulk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 KCCL_BULK_SMEM));
     GH_OK(pair_sync(bs, peer, &seq));
     if (rank == 0) {
-        for (size_t bytes = 1 << 20; bytes <= slot; bytes <<= 2) {
-            int blocks =
-                bytes >= (64u << 20) ? sms * PUT_BLOCKS_PER_SM : std::max(1, (int)(bytes >> 18));
-            std::vector<double> t;
-            for (int it = 0; it < 25; it++) {
-                uint64_t off = (uint64_t)(it % slots) * slot;
-                GH_CUDA(cudaEventRecord(e0));
-                bw_put_kernel<<<blocks, PUT_THREADS>>>(mh, off, off, bytes);
-                GH_CUDA(cudaEventRecord(e1));
-                GH_CUDA(cudaEventSynchronize(e1));
-                GH_CUDA(cudaGetLastError());
-                float ms;
-                GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
-                if (it >= 5)
-                    t.push_back(ms * 1e-3);
+        for (int sm_path = 0; sm_path < 2; sm_path++)
+            for (size_t bytes = sm_path ? slot : 1 << 20; bytes <= slot; bytes <<= 2) {
+                std::vector<double> t;
+                for (int it = 0; it < 25; it++) {
+                    uint64_t off = (uint64_t)(it % slots) * slot;
+                    GH_CUDA(cudaEventRecord(e0));
+                    put_launch(sm_path, mh, off, bytes, sms);
+                    GH_CUDA(cudaEventRecord(e1));
+                    GH_CUDA(cudaEventSynchronize(e1));
+                    GH_CUDA(cudaGetLastError());
+                    float ms;
+                    GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+                    if (it >= 5)
+                        t.push_back(ms * 1e-3);
+                }
+                char name[64];
+                snprintf(name, sizeof(name), "mc_put%s_%zuMiB", sm_path ? "_ldst" : "",
+                         bytes >> 20);
+                result(name, (double)bytes / median(t) / 1e9, "GB/s");
             }
-            char name[64];
-            snprintf(name, sizeof(name), "mc_put_%zuMiB", bytes >> 20);
-            result(name, (double)bytes / median(t) / 1e9, "GB/s");
-        }
-        /* the timed shape moves the right bytes: poison, put 1 GiB less 16, compare spots */
+        /* both shapes move the right bytes: poison, put 1 GiB less 16, compare spots */
         char *pr = (char *)kccl_rmem_mapped_ptr(peers[peer]);
-        GH_CUDA(cudaMemset(pr, 0xEE, slot));
-        GH_CUDA(cudaDeviceSynchronize());
-        bw_put_kernel<<<sms * PUT_BLOCKS_PER_SM, PUT_THREADS>>>(mh, 0, 0, slot - 16);
-        GH_CUDA(cudaGetLastError());
-        GH_CUDA(cudaDeviceSynchronize());
-        std::vector<unsigned char> a(65536), b(65536);
-        const uint64_t spots[] = {0, slot / 3 & ~15ull, slot - 65536};
-        for (uint64_t at : spots) {
-            GH_CUDA(cudaMemcpy(a.data(), pr + at, a.size(), cudaMemcpyDefault));
-            GH_CUDA(cudaMemcpy(b.data(), (char *)sbuf + at, b.size(), cudaMemcpyDefault));
-            size_t cmp = at == slot - 65536 ? a.size() - 16 : a.size();
-            GH_CHECK(memcmp(a.data(), b.data(), cmp) == 0, "mc_put: bytes at %llu differ",
-                     (unsigned long long)at);
-            if (at == slot - 65536)
-                GH_CHECK(a[a.size() - 1] == 0xEE, "mc_put wrote past its length");
+        for (int sm_path = 0; sm_path < 2; sm_path++) {
+            GH_CUDA(cudaMemset(pr, 0xEE, slot));
+            GH_CUDA(cudaDeviceSynchronize());
+            put_launch(sm_path, mh, 0, slot - 16, sms);
+            GH_CUDA(cudaGetLastError());
+            GH_CUDA(cudaDeviceSynchronize());
+            std::vector<unsigned char> a(65536), b(65536);
+            const uint64_t spots[] = {0, slot / 3 & ~15ull, slot - 65536};
+            for (uint64_t at : spots) {
+                GH_CUDA(cudaMemcpy(a.data(), pr + at, a.size(), cudaMemcpyDefault));
+                GH_CUDA(cudaMemcpy(b.data(), (char *)sbuf + at, b.size(), cudaMemcpyDefault));
+                size_t cmp = at == slot - 65536 ? a.size() - 16 : a.size();
+                GH_CHECK(memcmp(a.data(), b.data(), cmp) == 0, "mc_put: bytes at %llu differ",
+                         (unsigned long long)at);
+                if (at == slot - 65536)
+                    GH_CHECK(a[a.size() - 1] == 0xEE, "mc_put wrote past its length");
+            }
         }
-        printf("[rank 0] mc_put data check: ok\n");
+        printf("[rank 0] mc_put data check (bulk and load/store): ok\n");
     }
     GH_OK(pair_sync(bs, peer, &seq));
 

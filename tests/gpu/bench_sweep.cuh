@@ -198,6 +198,144 @@ __global__ void tma_put_kernel(char *dst, const char *src, uint64_t bytes, uint3
     asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
 }
 
+/*
+ * Pipelined bulk copy through shared memory: lane 0 of each warp drives one pipeline of S
+ * stages of `chunk` bytes, loads issued P chunks ahead (P < S), so up to S - P stores are
+ * still reading shared memory while P loads are in flight. Chunks are dealt grid-stride
+ * over all pipelines (pipeline p copies chunks p, p + NP, ...), keeping the whole grid on one
+ * window as the SM grid-stride put does. bytes and chunk: multiples of 16.
+ */
+template <int S, int P>
+__global__ void tma2_copy_kernel(char *dst, const char *src, uint64_t bytes, uint32_t chunk)
+{
+    extern __shared__ __align__(128) unsigned char tsm[];
+    __shared__ __align__(8) uint64_t bar[8][S];
+    const int w = (int)(threadIdx.x / 32), W = (int)(blockDim.x / 32);
+    if ((threadIdx.x & 31) != 0 || w >= 8)
+        return;
+    const uint64_t np = (uint64_t)gridDim.x * W, pid = (uint64_t)blockIdx.x * W + w;
+    const uint64_t nch = (bytes + chunk - 1) / chunk;
+    if (pid >= nch)
+        return;
+    const uint64_t mine = (nch - pid + np - 1) / np;
+    unsigned char *base = tsm + (size_t)w * S * chunk;
+    for (int i = 0; i < S; i++)
+        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(&bar[w][i]))
+                     : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    for (uint64_t k = 0; k < mine && k < (uint64_t)P; k++) {
+        uint64_t o = (pid + k * np) * chunk;
+        uint32_t len = (uint32_t)(bytes - o < chunk ? bytes - o : chunk);
+        uint32_t b = smem_u32(&bar[w][k % S]), sm = smem_u32(base + (k % S) * chunk);
+        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b), "r"(len)
+                     : "memory");
+        asm volatile(
+            "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], "
+            "%2, [%3];" ::"r"(sm),
+            "l"(src + o), "r"(len), "r"(b)
+            : "memory");
+    }
+    uint32_t phases = 0, spins = 0;
+    uint64_t start = kccl_globaltimer();
+    for (uint64_t k = 0; k < mine; k++) {
+        const int s = (int)(k % S);
+        uint64_t o = (pid + k * np) * chunk;
+        uint32_t len = (uint32_t)(bytes - o < chunk ? bytes - o : chunk);
+        uint32_t b = smem_u32(&bar[w][s]), sm = smem_u32(base + (uint64_t)s * chunk), ok = 0;
+        while (!ok) {
+            asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; "
+                         "selp.u32 %0, 1, 0, p; }"
+                         : "=r"(ok)
+                         : "r"(b), "r"((phases >> s) & 1u)
+                         : "memory");
+            if (!ok)
+                kccl_spin_check(start, &spins, "tma2 load", k, 0);
+        }
+        phases ^= 1u << s;
+        asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(dst + o),
+                     "r"(sm), "r"(len)
+                     : "memory");
+        asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+        const uint64_t kn = k + P;
+        if (kn < mine) {
+            /* stage kn % S last held chunk kn - S, whose store is S - P groups back */
+            asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(S - P) : "memory");
+            const int sn = (int)(kn % S);
+            uint64_t no = (pid + kn * np) * chunk;
+            uint32_t nlen = (uint32_t)(bytes - no < chunk ? bytes - no : chunk);
+            uint32_t nb = smem_u32(&bar[w][sn]), nsm = smem_u32(base + (uint64_t)sn * chunk);
+            asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(nb),
+                         "r"(nlen)
+                         : "memory");
+            asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], "
+                         "[%1], %2, [%3];" ::"r"(nsm),
+                         "l"(src + no), "r"(nlen), "r"(nb)
+                         : "memory");
+        }
+    }
+    asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+}
+
+struct tma2_shape {
+    const char *name;
+    void (*fn)(char *, const char *, uint64_t, uint32_t);
+    int bps, warps, stages;
+    uint32_t chunk;
+};
+
+static const tma2_shape k_tma2[] = {
+    {"s8p4_16K_w1", tma2_copy_kernel<8, 4>, 1, 1, 8, 16384},
+    {"s8p6_16K_w1", tma2_copy_kernel<8, 6>, 1, 1, 8, 16384},
+    {"s4p2_8K_w4", tma2_copy_kernel<4, 2>, 1, 4, 4, 8192},
+    {"s6p3_8K_w4", tma2_copy_kernel<6, 3>, 1, 4, 6, 8192},
+    {"s4p2_4K_w8", tma2_copy_kernel<4, 2>, 1, 8, 4, 4096},
+    {"s8p4_8K_w2", tma2_copy_kernel<8, 4>, 1, 2, 8, 8192},
+    {"s4p2_8K_w2_b2", tma2_copy_kernel<4, 2>, 2, 2, 4, 8192},
+    {"s6p3_32K_w1", tma2_copy_kernel<6, 3>, 1, 1, 6, 32768},
+    {"s4p3_16K_w3", tma2_copy_kernel<4, 3>, 1, 3, 4, 16384},
+    {"s8p4_4K_w4_b2", tma2_copy_kernel<8, 4>, 2, 4, 8, 4096},
+};
+
+/* Times every tma2 shape copying 1 GiB src -> dst (alternating 2 slots), median of 12;
+ * checks spots of the last copy against the source. */
+static int sweep_tma2(const char *what, char *dst, const char *src, uint64_t slot, int sms,
+                      cudaEvent_t e0, cudaEvent_t e1)
+{
+    for (const tma2_shape &v : k_tma2) {
+        size_t smem = (size_t)v.warps * v.stages * v.chunk;
+        GH_CUDA(cudaFuncSetAttribute(v.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        GH_CUDA(cudaMemset(dst, 0xEE, 2 * slot));
+        GH_CUDA(cudaDeviceSynchronize());
+        std::vector<double> tt;
+        for (int it = 0; it < 12; it++) {
+            uint64_t off = (uint64_t)(it % 2) * slot;
+            GH_CUDA(cudaEventRecord(e0));
+            v.fn<<<sms * v.bps, 32 * v.warps, smem>>>(dst + off, src + off, slot, v.chunk);
+            GH_CUDA(cudaEventRecord(e1));
+            GH_CUDA(cudaEventSynchronize(e1));
+            GH_CUDA(cudaGetLastError());
+            float ms;
+            GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+            if (it >= 2)
+                tt.push_back(ms * 1e-3);
+        }
+        char nm[96];
+        snprintf(nm, sizeof(nm), "%s_tma2_%s_1024MiB", what, v.name);
+        result(nm, (double)slot / median(tt) / 1e9, "GB/s");
+        std::vector<unsigned char> a(4096), b(4096);
+        const uint64_t spots[] = {0,           12345 * 16, slot / 2 + 777 * 16,
+                                  slot - 4096, slot,       2 * slot - 4096};
+        for (uint64_t at : spots) {
+            GH_CUDA(cudaMemcpy(a.data(), dst + at, 4096, cudaMemcpyDefault));
+            GH_CUDA(cudaMemcpy(b.data(), src + at, 4096, cudaMemcpyDefault));
+            GH_CHECK(memcmp(a.data(), b.data(), 4096) == 0, "%s: bytes at %llu differ", nm,
+                     (unsigned long long)at);
+        }
+    }
+    return 0;
+}
+
 /* ----------------------------------------------------------- signals */
 
 /* 0 red.release.sys (the library's kccl_sem_signal when this was written)
@@ -544,6 +682,38 @@ static int bench_sweep(int rank, int n, const kccl_unique_id_t *id, const kccl_b
                 t.push_back(ms * 1e-3);
         }
         result("ce_put_1024MiB", (double)slot / median(t) / 1e9, "GB/s");
+        /* the same bytes split over 2 and 4 streams at once: is one copy engine the limit? */
+        for (int ns_ = 2; ns_ <= 4; ns_ *= 2) {
+            cudaStream_t ss[4];
+            for (int k = 0; k < ns_; k++)
+                GH_CUDA(cudaStreamCreateWithFlags(&ss[k], cudaStreamNonBlocking));
+            std::vector<double> tp;
+            for (int it = 0; it < 10; it++) {
+                uint64_t off = (uint64_t)(it % 2) * slot, part = slot / ns_;
+                GH_CUDA(cudaEventRecord(e0, st));
+                for (int k = 0; k < ns_; k++) {
+                    GH_CUDA(cudaStreamWaitEvent(ss[k], e0, 0));
+                    GH_CUDA(cudaMemcpyAsync(peer_r + off + k * part, (char *)sbuf + off + k * part,
+                                            part, cudaMemcpyDefault, ss[k]));
+                    cudaEvent_t ek;
+                    GH_CUDA(cudaEventCreateWithFlags(&ek, cudaEventDisableTiming));
+                    GH_CUDA(cudaEventRecord(ek, ss[k]));
+                    GH_CUDA(cudaStreamWaitEvent(st, ek, 0));
+                    GH_CUDA(cudaEventDestroy(ek));
+                }
+                GH_CUDA(cudaEventRecord(e1, st));
+                GH_CUDA(cudaEventSynchronize(e1));
+                float ms;
+                GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+                if (it >= 2)
+                    tp.push_back(ms * 1e-3);
+            }
+            char nm[64];
+            snprintf(nm, sizeof(nm), "ce_put_%dstreams_1024MiB", ns_);
+            result(nm, (double)slot / median(tp) / 1e9, "GB/s");
+            for (int k = 0; k < ns_; k++)
+                cudaStreamDestroy(ss[k]);
+        }
         cudaStreamDestroy(st);
         struct {
             const char *name;
@@ -585,6 +755,14 @@ static int bench_sweep(int rank, int n, const kccl_unique_id_t *id, const kccl_b
                      (unsigned long long)at);
         }
     }
+    GH_OK(pair_sync(bs, peer, &seq));
+
+    /* 7. pipelined bulk copies: put (rank 0 into rank 1) then get (rank 1 from rank 0) */
+    if (rank == 0 && sweep_tma2("put", peer_r, (const char *)sbuf, slot, sms, e0, e1))
+        return 1;
+    GH_OK(pair_sync(bs, peer, &seq));
+    if (rank == 1 && sweep_tma2("get", (char *)rbuf, peer_s, slot, sms, e0, e1))
+        return 1;
     GH_OK(pair_sync(bs, peer, &seq));
 
     GH_OK(kccl_bootstrap_barrier(bs));

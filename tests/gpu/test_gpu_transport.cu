@@ -8,7 +8,8 @@
  * Per rank, against every peer:
  *   1. every link is cuda_ipc (auto selection on one node);
  *   2. memory channel put + signal/wait from the GPU into the peer's
- *      cudaMalloc buffer (legacy IPC handles), then get (read the peer's);
+ *      cudaMalloc buffer (legacy IPC handles), then get (read the peer's),
+ *      then the bulk (TMA) put in pieces with ragged ends;
  *   3. the same into cuMem buffers from kccl_mem_alloc (POSIX fds passed
  *      over the node's Unix socket);
  *   4. port channel: one GPU thread pushes put+signal triggers; this rank's
@@ -34,6 +35,14 @@ __global__ void mc_put_kernel(kccl_memory_channel_dev_t *chs, int nch, uint64_t 
         return;
     uint64_t n = bytes - off < chunk ? bytes - off : chunk;
     kccl_mc_put(&chs[ch], dst_off + off, off, n, threadIdx.x, blockDim.x);
+}
+
+/* Bulk (TMA) put of bytes [lo, hi) of the slice through channel ch; whole grid. */
+__global__ void mc_put_bulk_kernel(kccl_memory_channel_dev_t *chs, int ch, uint64_t dst_off,
+                                   uint64_t lo, uint64_t hi)
+{
+    extern __shared__ __align__(16) unsigned char bulk_smem[];
+    kccl_mc_put_bulk(&chs[ch], dst_off + lo, lo, hi - lo, bulk_smem);
 }
 
 __global__ void mc_signal_all(kccl_memory_channel_dev_t *chs, int nch)
@@ -97,6 +106,7 @@ static int preload_kernels(void)
         return 0;
     cudaFuncAttributes a;
     GH_CUDA(cudaFuncGetAttributes(&a, mc_put_kernel));
+    GH_CUDA(cudaFuncGetAttributes(&a, mc_put_bulk_kernel));
     GH_CUDA(cudaFuncGetAttributes(&a, mc_signal_all));
     GH_CUDA(cudaFuncGetAttributes(&a, mc_wait_all));
     GH_CUDA(cudaFuncGetAttributes(&a, mc_get_kernel));
@@ -221,11 +231,34 @@ static int memory_channels(bufs_t *b, int round, const char *what)
     if (check_slices(kccl_mem_ptr(b->recv), rank, n, round, "get"))
         return 1;
     GH_OK(kccl_bootstrap_barrier(kccl_comm_bootstrap(b->comm)));
+    /* bulk put (TMA through shared memory): the slice in three pieces whose ends are not
+     * 16-byte aligned (a piece too small for the TMA, ragged heads and tails) */
+    for (int i = 0; i < nch; i++)
+        GH_CUDA(cudaMemcpy(d + i, &dh[i], sizeof(dh[i]), cudaMemcpyHostToDevice));
+    GH_CUDA(cudaMemset(kccl_mem_ptr(b->recv), 0xEE, (size_t)n * SLICE));
+    GH_CUDA(cudaFuncSetAttribute(mc_put_bulk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 KCCL_BULK_SMEM));
+    GH_CUDA(cudaDeviceSynchronize());
+    GH_OK(kccl_bootstrap_barrier(kccl_comm_bootstrap(b->comm)));
+    const uint64_t cut[] = {0, 3, SLICE / 2 + 7, SLICE};
+    for (int i = 0; i < nch; i++)
+        for (int k = 0; k < 3; k++)
+            mc_put_bulk_kernel<<<16, 128, KCCL_BULK_SMEM>>>(d, i, (uint64_t)rank * SLICE, cut[k],
+                                                            cut[k + 1]);
+    GH_CUDA(cudaGetLastError());
+    GH_CUDA(cudaDeviceSynchronize());
+    mc_signal_all<<<1, 32>>>(d, nch);
+    mc_wait_all<<<1, 32>>>(d, nch);
+    GH_CUDA(cudaGetLastError());
+    GH_CUDA(cudaDeviceSynchronize());
+    if (check_slices(kccl_mem_ptr(b->recv), rank, n, round, "bulk put"))
+        return 1;
+    GH_OK(kccl_bootstrap_barrier(kccl_comm_bootstrap(b->comm)));
     for (auto ch : chs)
         kccl_memory_channel_destroy(ch);
     cudaFree(d);
-    printf("[rank %d] PASS memory channel put/signal/wait/get (%s), %d peers x %u bytes\n", rank,
-           what, nch, SLICE);
+    printf("[rank %d] PASS memory channel put/signal/wait/get/bulk put (%s), %d peers x %u bytes\n",
+           rank, what, nch, SLICE);
     return 0;
 }
 

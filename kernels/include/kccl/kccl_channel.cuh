@@ -15,7 +15,8 @@
  * destination (the peer's) buffers.
  *
  * Alignment: puts and gets use 16-byte vector accesses when source,
- * destination and length allow, bytes otherwise.
+ * destination and length allow, bytes otherwise. Large puts: kccl_mc_put_bulk
+ * (TMA bulk copies through shared memory, kccl_bulk.cuh) is the fastest.
  *
  * Kernels that wait on each other: a kernel that spins in kccl_pc_wait /
  * kccl_mc_wait until another kernel of the same process (or a peer that
@@ -29,43 +30,9 @@
 #ifndef KCCL_CHANNEL_CUH
 #define KCCL_CHANNEL_CUH
 
+#include "kccl/kccl_bulk.cuh"
 #include "kccl/kccl_fifo.cuh"
 #include "kccl/kccl_semaphore.cuh"
-
-/* ---------------------------------------------------------------- copies */
-
-/* Copies bytes with threads [tid, nthreads) cooperating; unrolled 16-byte accesses. */
-KCCL_DEVICE void kccl_copy(void *dst, const void *src, uint64_t bytes, uint32_t tid,
-                           uint32_t nthreads)
-{
-    char *d = (char *)dst;
-    const char *s = (const char *)src;
-    if ((((uintptr_t)d | (uintptr_t)s) & 15u) == 0) {
-        const uint64_t nvec = bytes / 16;
-        int4 *dv = (int4 *)d;
-        const int4 *sv = (const int4 *)s;
-        const uint32_t unroll = 4;
-        uint64_t i = tid;
-        /* Four independent loads in flight per thread before the stores. */
-        for (; i + (unroll - 1) * (uint64_t)nthreads < nvec; i += unroll * (uint64_t)nthreads) {
-            int4 v0 = sv[i];
-            int4 v1 = sv[i + nthreads];
-            int4 v2 = sv[i + 2 * (uint64_t)nthreads];
-            int4 v3 = sv[i + 3 * (uint64_t)nthreads];
-            dv[i] = v0;
-            dv[i + nthreads] = v1;
-            dv[i + 2 * (uint64_t)nthreads] = v2;
-            dv[i + 3 * (uint64_t)nthreads] = v3;
-        }
-        for (; i < nvec; i += nthreads)
-            dv[i] = sv[i];
-        for (uint64_t b = nvec * 16 + tid; b < bytes; b += nthreads)
-            d[b] = s[b];
-        return;
-    }
-    for (uint64_t b = tid; b < bytes; b += nthreads)
-        d[b] = s[b];
-}
 
 /* ------------------------------------------------------- memory channel */
 
@@ -86,15 +53,29 @@ KCCL_DEVICE void kccl_mc_get(const kccl_memory_channel_dev_t *c, uint64_t dst_of
 /*
  * Whole grid: every thread of the launch takes part, consecutive threads on consecutive
  * 16-byte words, striding by the grid (call from all threads of all blocks; signal after a
- * grid-wide barrier, or from another kernel). The fastest shape measured for one large put:
- * 369.6 GB/s one way on H100 NV18 (2 x SMs blocks of 1024 threads) against 347 GB/s when each
- * block copies one contiguous range (tests/gpu/NOTES.md).
+ * grid-wide barrier, or from another kernel). The fastest load/store shape measured for one
+ * large put: 369.6 GB/s one way on H100 NV18 (2 x SMs blocks of 1024 threads) against 347 GB/s when
+ * each block copies one contiguous range (tests/gpu/NOTES.md).
  */
 KCCL_DEVICE void kccl_mc_put_grid(const kccl_memory_channel_dev_t *c, uint64_t dst_off,
                                   uint64_t src_off, uint64_t bytes)
 {
     kccl_mc_put(c, dst_off, src_off, bytes, blockIdx.x * blockDim.x + threadIdx.x,
                 gridDim.x * blockDim.x);
+}
+
+/*
+ * Whole grid, bulk copies (kccl_bulk.cuh): the same put through shared memory with the TMA,
+ * 374-375 GB/s one way on H100 NV18 against 369-371 for kccl_mc_put_grid (tests/gpu/NOTES.md).
+ * Launch with KCCL_BULK_SMEM bytes of dynamic shared memory per block (the host raises
+ * cudaFuncAttributeMaxDynamicSharedMemorySize to it once) and one block per SM; smem is that
+ * memory. Returns when this block's part has landed (signal after a grid barrier, or from
+ * another kernel, as for kccl_mc_put_grid).
+ */
+KCCL_DEVICE void kccl_mc_put_bulk(const kccl_memory_channel_dev_t *c, uint64_t dst_off,
+                                  uint64_t src_off, uint64_t bytes, void *smem)
+{
+    kccl_bulk_copy_grid((char *)c->remote + dst_off, (const char *)c->local + src_off, bytes, smem);
 }
 
 KCCL_DEVICE void kccl_mc_get_grid(const kccl_memory_channel_dev_t *c, uint64_t dst_off,
