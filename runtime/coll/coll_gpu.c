@@ -17,7 +17,7 @@
  * buffers, coll_gpu_reg.c) for large ones. Buffers that cannot be shared fall
  * back to LL in chunks of the scratch slots. Overrides: KCCL_COLL_ALGO
  * (auto|ll|ll2|zc|ce|cep), KCCL_COLL_LL_MAX, KCCL_COLL_LL2_MAX, KCCL_COLL_CE_MIN
- * and KCCL_COLL_CEP_MIN (bytes).
+ * and KCCL_COLL_CEP_MIN (bytes), KCCL_COLL_ZC_BLOCKS (zero-copy grid).
  * Host work during CUDA-graph capture runs with the capture mode relaxed for
  * this thread, so allocations and IPC calls of the first call are allowed.
  */
@@ -57,6 +57,7 @@ static kccl_status_t read_config(kccl_cg_state_t *s)
     s->ll2_max = kccl_config_int_or_default(KCCL_CFG_COLL_LL2_MAX);
     s->ce_min = kccl_config_int_or_default(KCCL_CFG_COLL_CE_MIN);
     s->cep_min = kccl_config_int_or_default(KCCL_CFG_COLL_CEP_MIN);
+    s->zc_blocks = kccl_config_int_or_default(KCCL_CFG_COLL_ZC_BLOCKS);
     return KCCL_OK;
 }
 
@@ -212,7 +213,9 @@ static int choose(const kccl_cg_state_t *s, const kccl_coll_args_t *a, size_t by
         return KCCL_CG_LL;
     if (a->kind == KCCL_COLL_ALL_REDUCE && bytes <= ll2_max)
         return KCCL_CG_LL2;
-    size_t ce_min = s->n <= 2 ? ((size_t)64 << 20) : ((size_t)16 << 20);
+    /* copy engine from: all-reduce 128 MiB (2 ranks) / 64 MiB (more); all-gather 64 / 128 */
+    int ag = a->kind == KCCL_COLL_ALL_GATHER;
+    size_t ce_min = (size_t)((s->n <= 2) == ag ? 64 : 128) << 20;
     size_t cep_min = SIZE_MAX; /* never, unless KCCL_COLL_CEP_MIN says so */
     if (s->ce_min >= 0)
         ce_min = (size_t)s->ce_min;
@@ -283,6 +286,16 @@ static kccl_status_t run_ll(kccl_cg_state_t *s, const kccl_coll_args_t *a, int a
     return KCCL_OK;
 }
 
+/* Most blocks of a zero-copy kernel (KCCL_COLL_ZC_BLOCKS overrides). Measured on H100 NV18
+ * (bench/NOTES.md): with 3+ ranks, where every GPU loads from and stores into every peer at
+ * once, half the SMs move more than all of them (all-reduce 8 MiB on 4 GPUs: 47.6 us on 64
+ * blocks, 49.5 on 132, 62.8 on 264); with 2 ranks, one block per SM. */
+static int zc_grid(const kccl_cg_state_t *s)
+{
+    int most = s->zc_blocks > 0 ? (int)s->zc_blocks : s->n <= 2 ? s->nsm : s->nsm / 2;
+    return clampi((size_t)most, 1, KCCL_CG_MAX_BLOCKS);
+}
+
 static kccl_status_t launch(kccl_cg_state_t *s, const kccl_cg_launch_t *l, const char *what)
 {
     int err = kccl_cg_launch(l);
@@ -299,7 +312,35 @@ static kccl_status_t barrier(kccl_cg_state_t *s, const kccl_cg_launch_t *base)
     return launch(s, &b, "launching the collective barrier kernel");
 }
 
-/* Copy-engine puts of bytes at src into every peer's recv at byte offset off, on stream. */
+/* Makes stream `to` wait for the work issued so far on stream `from`. */
+static kccl_status_t stream_wait(kccl_cg_state_t *s, void *from, void *to)
+{
+    cudaEvent_t ev = (cudaEvent_t)s->events[s->next_event++ % KCCL_CG_EVENTS];
+    int err = (int)cudaEventRecord(ev, (cudaStream_t)from);
+    if (err == 0)
+        err = (int)cudaStreamWaitEvent((cudaStream_t)to, ev, 0);
+    return err != 0 ? cuda_fail(s->comm, "ordering the copy-engine stream", err) : KCCL_OK;
+}
+
+/* Next event of the pool, recorded on stream. */
+static kccl_status_t record(kccl_cg_state_t *s, void *stream, void **ev)
+{
+    *ev = s->events[s->next_event++ % KCCL_CG_EVENTS];
+    int err = (int)cudaEventRecord((cudaEvent_t)*ev, (cudaStream_t)stream);
+    return err != 0 ? cuda_fail(s->comm, "recording a copy-engine event", err) : KCCL_OK;
+}
+
+static kccl_status_t wait_event(kccl_cg_state_t *s, void *stream, void *ev)
+{
+    int err = (int)cudaStreamWaitEvent((cudaStream_t)stream, (cudaEvent_t)ev, 0);
+    return err != 0 ? cuda_fail(s->comm, "waiting for a copy-engine event", err) : KCCL_OK;
+}
+
+/* Copy-engine puts of bytes at src into every peer's recv at byte offset off, on stream,
+ * peer me+1 first, then me+2, ...: at each step every rank writes a different peer.
+ * Measured slower on 4 H100s (all-gather 256 MiB, bench/NOTES.md): one stream per peer, all
+ * puts at once (219 against 353 GB/s busbw), and a barrier kernel between the steps to keep
+ * the ranks in lock step (333). */
 static kccl_status_t ce_puts(kccl_cg_state_t *s, const kccl_cg_launch_t *l, const char *src,
                              size_t off, size_t bytes, void *stream)
 {
@@ -311,16 +352,6 @@ static kccl_status_t ce_puts(kccl_cg_state_t *s, const kccl_cg_launch_t *l, cons
             return cuda_fail(s->comm, "copy-engine put to a peer", err);
     }
     return KCCL_OK;
-}
-
-/* Makes stream `to` wait for the work issued so far on stream `from`. */
-static kccl_status_t stream_wait(kccl_cg_state_t *s, void *from, void *to)
-{
-    cudaEvent_t ev = (cudaEvent_t)s->events[s->next_event++ % KCCL_CG_EVENTS];
-    int err = (int)cudaEventRecord(ev, (cudaStream_t)from);
-    if (err == 0)
-        err = (int)cudaStreamWaitEvent((cudaStream_t)to, ev, 0);
-    return err != 0 ? cuda_fail(s->comm, "ordering the copy-engine stream", err) : KCCL_OK;
 }
 
 /* All-reduce: one zero-copy kernel reduces this rank's region from every rank's send
@@ -339,24 +370,10 @@ static kccl_status_t run_ce_all_reduce(kccl_cg_state_t *s, const kccl_coll_args_
     l->lo = 0;
     l->hi = R;
     l->threads = 512;
-    l->blocks = clampi((R + 512 * v - 1) / (512 * v), 1, 2 * s->nsm);
+    l->blocks = clampi((R + 512 * v - 1) / (512 * v), 1, zc_grid(s));
     KCCL_CHECK(launch(s, l, "launching the reduce half of a copy-engine all-reduce"));
     KCCL_CHECK(ce_puts(s, l, (const char *)a->recvbuf + off * es, off * es, len * es, a->stream));
     return barrier(s, l);
-}
-
-/* Next event of the pool, recorded on stream. */
-static kccl_status_t record(kccl_cg_state_t *s, void *stream, void **ev)
-{
-    *ev = s->events[s->next_event++ % KCCL_CG_EVENTS];
-    int err = (int)cudaEventRecord((cudaEvent_t)*ev, (cudaStream_t)stream);
-    return err != 0 ? cuda_fail(s->comm, "recording a copy-engine event", err) : KCCL_OK;
-}
-
-static kccl_status_t wait_event(kccl_cg_state_t *s, void *stream, void *ev)
-{
-    int err = (int)cudaStreamWaitEvent((cudaStream_t)stream, (cudaEvent_t)ev, 0);
-    return err != 0 ? cuda_fail(s->comm, "waiting for a copy-engine event", err) : KCCL_OK;
 }
 
 #define CEP_CHUNK ((size_t)16 << 20) /* bytes per peer per pipeline stage */
@@ -417,7 +434,9 @@ static kccl_status_t run_cep(kccl_cg_state_t *s, const kccl_coll_args_t *a, kccl
 /*
  * Copy engine for the all-gather half (large messages). All-reduce: above.
  * All-gather: barrier kernel (peers' recv ready), puts to every peer on the
- * caller's stream while the side stream makes this rank's own copy, barrier kernel.
+ * caller's stream while a 16-block SM kernel on the side stream makes this rank's own
+ * copy (a copy-engine memcpy there slowed the puts: 256 MiB on 4 H100s, 571 against
+ * 548 us), barrier kernel.
  */
 static kccl_status_t run_ce(kccl_cg_state_t *s, const kccl_coll_args_t *a, kccl_cg_launch_t *l,
                             int aligned, int algo)
@@ -434,10 +453,14 @@ static kccl_status_t run_ce(kccl_cg_state_t *s, const kccl_coll_args_t *a, kccl_
     KCCL_CHECK(barrier(s, l));
     if ((const char *)a->recvbuf + off != (const char *)a->sendbuf) {
         KCCL_CHECK(stream_wait(s, a->stream, s->side));
-        int err = (int)cudaMemcpyAsync((char *)a->recvbuf + off, a->sendbuf, bytes,
-                                       cudaMemcpyDeviceToDevice, (cudaStream_t)s->side);
-        if (err != 0)
-            return cuda_fail(s->comm, "all-gather copy of this rank's block", err);
+        kccl_cg_launch_t c = *l;
+        c.algo = KCCL_CG_COPY;
+        c.recv = (char *)a->recvbuf + off;
+        c.lo = bytes;
+        c.threads = 512;
+        c.blocks = 16;
+        c.stream = s->side;
+        KCCL_CHECK(launch(s, &c, "launching the all-gather's local copy"));
         KCCL_CHECK(ce_puts(s, l, (const char *)a->sendbuf, off, bytes, a->stream));
         KCCL_CHECK(stream_wait(s, s->side, a->stream));
     } else {
@@ -475,8 +498,7 @@ static kccl_status_t run_zc(kccl_cg_state_t *s, const kccl_coll_args_t *a, int a
     l.send = a->sendbuf;
     l.recv = a->recvbuf;
     l.threads = 512;
-    int most = 2 * s->nsm < KCCL_CG_MAX_BLOCKS ? 2 * s->nsm : KCCL_CG_MAX_BLOCKS;
-    l.blocks = clampi((len + (size_t)l.threads * v - 1) / ((size_t)l.threads * v), 1, most);
+    l.blocks = clampi((len + (size_t)l.threads * v - 1) / ((size_t)l.threads * v), 1, zc_grid(s));
     int err = kccl_cg_launch(&l);
     if (err != 0)
         return cuda_fail(s->comm, "launching a zero-copy collective kernel", err);

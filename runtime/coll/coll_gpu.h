@@ -48,6 +48,7 @@ typedef enum {
     KCCL_CG_BARRIER = 5, /* internal: the one-block barrier kernel around copy-engine work */
     KCCL_CG_CEP = 6,     /* all-reduce: copy-engine pulls, local reduce, copy-engine puts */
     KCCL_CG_RED = 7,     /* internal: CEP's local reduce kernel */
+    KCCL_CG_COPY = 8,    /* internal: local copy kernel, recv <- send, lo bytes (all-gather) */
 } kccl_cg_algo_t;
 
 /* Collective kinds as coll.h numbers them. */

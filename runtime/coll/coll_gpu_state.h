@@ -45,11 +45,12 @@ typedef struct kccl_cg_state {
     unsigned next_event;
     void *pull; /* local scratch of the copy-engine pull all-reduce (cudaMalloc) */
     size_t pull_bytes;
-    int algo;     /* KCCL_COLL_ALGO: kccl_cg_algo_t */
-    long ll_max;  /* KCCL_COLL_LL_MAX, bytes; -1: the built-in table */
-    long ll2_max; /* KCCL_COLL_LL2_MAX */
-    long ce_min;  /* KCCL_COLL_CE_MIN */
-    long cep_min; /* KCCL_COLL_CEP_MIN */
+    int algo;       /* KCCL_COLL_ALGO: kccl_cg_algo_t */
+    long ll_max;    /* KCCL_COLL_LL_MAX, bytes; -1: the built-in table */
+    long ll2_max;   /* KCCL_COLL_LL2_MAX */
+    long ce_min;    /* KCCL_COLL_CE_MIN */
+    long cep_min;   /* KCCL_COLL_CEP_MIN */
+    long zc_blocks; /* KCCL_COLL_ZC_BLOCKS; -1: two per SM */
     uint64_t tick;
     void *ptr_attr; /* cuPointerGetAttribute, or NULL */
     kccl_cg_reg_t reg[KCCL_CG_REG_SLOTS];

@@ -394,7 +394,7 @@ static int rank_main(int rank, int n, const kccl_unique_id_t *id, const kccl_boo
             if (run_eager(&x, &c, ++seed, "auto"))
                 return 1;
         }
-    /* copy-engine all-reduce of 96 MiB, forced (2 ranks choose it from 64 MiB) */
+    /* copy-engine all-reduce of 96 MiB, forced (auto chooses it from 64 or 128 MiB) */
     for (int v = 0; !quick && v < 4; v++) { /* cep: several 16 MiB pipeline stages */
         tcase_t c = {0, KCCL_FLOAT32, KCCL_SUM, (size_t)24 << 20, v & 1, 0, 0};
         const char *algo = v < 2 ? "ce" : "cep";

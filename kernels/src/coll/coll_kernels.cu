@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "coll/coll_gpu.h"
+#include "kccl/kccl_bulk.cuh"
 #include "kccl/kccl_ll.cuh"
 
 #define MAXR KCCL_CG_MAX_RANKS
@@ -564,6 +565,13 @@ __global__ void __launch_bounds__(512, 2) red_kernel(kccl_cg_launch_t p)
     }
 }
 
+/* Local copy of p.lo bytes, p.send -> p.recv, by the whole grid (all-gather's own block
+ * beside the copy-engine puts: an SM copy leaves the copy engines to the puts). */
+__global__ void __launch_bounds__(512) copy_kernel(kccl_cg_launch_t p)
+{
+    kccl_copy(p.recv, p.send, p.lo, blockIdx.x * blockDim.x + threadIdx.x, gridDim.x * blockDim.x);
+}
+
 /* ---- dispatch ---- */
 
 #define ROW4(K, DT, ...)                                                                           \
@@ -619,6 +627,7 @@ extern "C" int kccl_cg_launch(const kccl_cg_launch_t *l)
     const void *fn = l->algo == KCCL_CG_ZC        ? zc_tab[l->aligned ? 1 : 0][l->dtype][l->op]
                      : l->algo == KCCL_CG_RED     ? red_tab[l->aligned ? 1 : 0][l->dtype][l->op]
                      : l->algo == KCCL_CG_BARRIER ? (const void *)bar_kernel
+                     : l->algo == KCCL_CG_COPY    ? (const void *)copy_kernel
                                                   : ll_tab[l->dtype][l->op];
     kccl_cg_launch_t p = *l;
     /* Blocks of one rank wait for the same blocks of its peers: the whole grid must be
@@ -644,9 +653,14 @@ extern "C" int kccl_cg_preload(void)
     cudaFuncAttributes a;
     for (int d = 0; d < 4; d++)
         for (int o = 0; o < 4; o++) {
-            const void *fns[6] = {ll_tab[d][o],     zc_tab[0][d][o],  zc_tab[1][d][o],
-                                  red_tab[0][d][o], red_tab[1][d][o], (const void *)bar_kernel};
-            for (int i = 0; i < 6; i++) {
+            const void *fns[7] = {ll_tab[d][o],
+                                  zc_tab[0][d][o],
+                                  zc_tab[1][d][o],
+                                  red_tab[0][d][o],
+                                  red_tab[1][d][o],
+                                  (const void *)bar_kernel,
+                                  (const void *)copy_kernel};
+            for (int i = 0; i < 7; i++) {
                 cudaError_t e = cudaFuncGetAttributes(&a, fns[i]);
                 if (e != cudaSuccess)
                     return (int)e;
