@@ -22,7 +22,8 @@ cmake -S "${ROOT}" -B "${BUILD}" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKC
 cmake --build "${BUILD}" --target test_gpu_coll test_gpu_coll_bench test_gpu_transport \
     bench_gpu_transport kccl-bench kccl-run
 mkdir -p "${OUT}"
+BINS=(test_gpu_coll test_gpu_coll_bench test_gpu_transport bench_gpu_transport kccl-bench kccl-run)
 cp "${BUILD}"/tests/gpu/{test_gpu_coll,test_gpu_coll_bench,test_gpu_transport,bench_gpu_transport} \
     "${BUILD}/bench/coll/kccl-bench" "${BUILD}/runtime/tools/kccl-run" "${OUT}/"
-strip "${OUT}"/*
+strip "${BINS[@]/#/${OUT}/}" # only these: the folder may also hold the device call's scripts
 echo "prebuild: $(du -sh "${OUT}" | cut -f1) of binaries in ${OUT} ($(git -C "${ROOT}" rev-parse --short HEAD))"
