@@ -9,8 +9,11 @@
  *                    lib_grid: kccl_copy with kccl_mc_put_grid's indexing
  *   get_<shape>      the same bytes moved by rank 1 loading from rank 0's buffer
  *   tma_put_*        bulk copies: global -> shared (mbarrier) -> peer global, one driving
- *                    thread per block, 4 stages
- *   ce_put           cudaMemcpyAsync into the mapping (the copy engine's ceiling)
+ *                    thread per block, 4 stages, each refill after the last store read out
+ *   {put,get}_tma2_* the pipelined bulk copy (kccl_bulk.cuh's design): stages S, loads P
+ *                    ahead, chunk size, pipelines (warps) per block, blocks per SM
+ *   ce_put           cudaMemcpyAsync into the mapping (the copy engine's ceiling); split
+ *                    over 2 and 4 streams at once (ce_put_<n>streams)
  *   rtt_<signal>     signal + wait round trip by signal flavour (see signal_var)
  *   fence_<what>     one thread's cost of a fence, ns
  *   order_<signal>   data-ordering stress: rank 0 writes a tagged block into rank 1's buffer
