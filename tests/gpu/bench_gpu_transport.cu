@@ -216,7 +216,7 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
     /* 1. memory-channel put bandwidth, rank 0 -> 1: the bulk (TMA) put by size, then the
      * load/store grid put at 1 GiB */
     GH_CUDA(cudaFuncSetAttribute(bw_put_bulk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 KCCL_BULK_SMEM));
+                                 (int)KCCL_BULK_SMEM));
     GH_OK(pair_sync(bs, peer, &seq));
     if (rank == 0) {
         for (int sm_path = 0; sm_path < 2; sm_path++)

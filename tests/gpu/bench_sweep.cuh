@@ -8,10 +8,10 @@
  *                    one contiguous range per block (gs), block-cyclic chunks (c64K ...),
  *                    lib_grid: kccl_copy with kccl_mc_put_grid's indexing
  *   get_<shape>      the same bytes moved by rank 1 loading from rank 0's buffer
- *   tma_put_*        bulk copies: global -> shared (mbarrier) -> peer global, one driving
- *                    thread per block, 4 stages, each refill after the last store read out
- *   {put,get}_tma2_* the pipelined bulk copy (kccl_bulk.cuh's design): stages S, loads P
- *                    ahead, chunk size, pipelines (warps) per block, blocks per SM
+ *   {put,get}_tma2_* TMA bulk copies global -> shared -> global through kccl_bulk.cuh's
+ *                    pipeline: stages S, loads P ahead, chunk size, pipelines (warps) per
+ *                    block, blocks per SM; S = P refills a stage only after the store just
+ *                    issued read it out (the first try, 295 GB/s)
  *   ce_put           cudaMemcpyAsync into the mapping (the copy engine's ceiling); split
  *                    over 2 and 4 streams at once (ce_put_<n>streams)
  *   rtt_<signal>     signal + wait round trip by signal flavour (see signal_var)
@@ -128,156 +128,18 @@ static const copy_shape k_get_shapes[] = {
 
 /* ------------------------------------------------------------ TMA put */
 
-__device__ __forceinline__ uint32_t smem_u32(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-
-template <int STAGES>
-__global__ void tma_put_kernel(char *dst, const char *src, uint64_t bytes, uint32_t chunk)
-{
-    extern __shared__ __align__(128) unsigned char tma_smem[];
-    __shared__ __align__(8) uint64_t bar[STAGES];
-    if (threadIdx.x != 0)
-        return;
-    uint64_t per = ((bytes + gridDim.x - 1) / gridDim.x + 15) & ~15ull, beg = per * blockIdx.x;
-    if (beg >= bytes)
-        return;
-    uint64_t end = bytes - beg < per ? bytes : beg + per;
-    uint64_t n = (end - beg + chunk - 1) / chunk;
-    for (int i = 0; i < STAGES; i++)
-        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(&bar[i])) : "memory");
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-    for (uint64_t c = 0; c < n && c < STAGES; c++) {
-        uint64_t o = beg + c * chunk;
-        uint32_t len = (uint32_t)(end - o < chunk ? end - o : chunk);
-        uint32_t b = smem_u32(&bar[c]), sm = smem_u32(tma_smem + c * chunk);
-        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b), "r"(len)
-                     : "memory");
-        asm volatile(
-            "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], "
-            "%2, [%3];" ::"r"(sm),
-            "l"(src + o), "r"(len), "r"(b)
-            : "memory");
-    }
-    uint32_t phases = 0;
-    uint64_t start = kccl_globaltimer();
-    for (uint64_t c = 0; c < n; c++) {
-        int s = (int)(c % STAGES);
-        uint64_t o = beg + c * chunk;
-        uint32_t len = (uint32_t)(end - o < chunk ? end - o : chunk);
-        uint32_t b = smem_u32(&bar[s]), sm = smem_u32(tma_smem + (uint64_t)s * chunk), ok = 0;
-        uint32_t spins = 0;
-        while (!ok) {
-            asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; "
-                         "selp.u32 %0, 1, 0, p; }"
-                         : "=r"(ok)
-                         : "r"(b), "r"((phases >> s) & 1u)
-                         : "memory");
-            if (!ok)
-                kccl_spin_check(start, &spins, "tma load", c, 0);
-        }
-        phases ^= 1u << s;
-        asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(dst + o),
-                     "r"(sm), "r"(len)
-                     : "memory");
-        asm volatile("cp.async.bulk.commit_group;" ::: "memory");
-        uint64_t nc = c + STAGES;
-        if (nc < n) {
-            /* the store must have read this stage before the next load overwrites it */
-            asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
-            uint64_t no = beg + nc * chunk;
-            uint32_t nlen = (uint32_t)(end - no < chunk ? end - no : chunk);
-            asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b),
-                         "r"(nlen)
-                         : "memory");
-            asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], "
-                         "[%1], %2, [%3];" ::"r"(sm),
-                         "l"(src + no), "r"(nlen), "r"(b)
-                         : "memory");
-        }
-    }
-    asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
-}
-
-/*
- * Pipelined bulk copy through shared memory: lane 0 of each warp drives one pipeline of S
- * stages of `chunk` bytes, loads issued P chunks ahead (P < S), so up to S - P stores are
- * still reading shared memory while P loads are in flight. Chunks are dealt grid-stride
- * over all pipelines (pipeline p copies chunks p, p + NP, ...), keeping the whole grid on one
- * window as the SM grid-stride put does. bytes and chunk: multiples of 16.
- */
-template <int S, int P>
+/* The library's pipelined bulk copy (kccl_bulk_pipeline, kccl_bulk.cuh) in other shapes: lane 0
+ * of each warp drives one pipeline of S stages of `chunk` bytes, loads P chunks ahead; chunks
+ * dealt grid-stride over all the grid's pipelines. */
+template <uint32_t S, uint32_t P>
 __global__ void tma2_copy_kernel(char *dst, const char *src, uint64_t bytes, uint32_t chunk)
 {
     extern __shared__ __align__(128) unsigned char tsm[];
-    __shared__ __align__(8) uint64_t bar[8][S];
-    const int w = (int)(threadIdx.x / 32), W = (int)(blockDim.x / 32);
-    if ((threadIdx.x & 31) != 0 || w >= 8)
+    const uint32_t w = threadIdx.x / 32, W = blockDim.x / 32;
+    if ((threadIdx.x & 31) != 0)
         return;
-    const uint64_t np = (uint64_t)gridDim.x * W, pid = (uint64_t)blockIdx.x * W + w;
-    const uint64_t nch = (bytes + chunk - 1) / chunk;
-    if (pid >= nch)
-        return;
-    const uint64_t mine = (nch - pid + np - 1) / np;
-    unsigned char *base = tsm + (size_t)w * S * chunk;
-    for (int i = 0; i < S; i++)
-        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(&bar[w][i]))
-                     : "memory");
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-    for (uint64_t k = 0; k < mine && k < (uint64_t)P; k++) {
-        uint64_t o = (pid + k * np) * chunk;
-        uint32_t len = (uint32_t)(bytes - o < chunk ? bytes - o : chunk);
-        uint32_t b = smem_u32(&bar[w][k % S]), sm = smem_u32(base + (k % S) * chunk);
-        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b), "r"(len)
-                     : "memory");
-        asm volatile(
-            "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], "
-            "%2, [%3];" ::"r"(sm),
-            "l"(src + o), "r"(len), "r"(b)
-            : "memory");
-    }
-    uint32_t phases = 0, spins = 0;
-    uint64_t start = kccl_globaltimer();
-    for (uint64_t k = 0; k < mine; k++) {
-        const int s = (int)(k % S);
-        uint64_t o = (pid + k * np) * chunk;
-        uint32_t len = (uint32_t)(bytes - o < chunk ? bytes - o : chunk);
-        uint32_t b = smem_u32(&bar[w][s]), sm = smem_u32(base + (uint64_t)s * chunk), ok = 0;
-        while (!ok) {
-            asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; "
-                         "selp.u32 %0, 1, 0, p; }"
-                         : "=r"(ok)
-                         : "r"(b), "r"((phases >> s) & 1u)
-                         : "memory");
-            if (!ok)
-                kccl_spin_check(start, &spins, "tma2 load", k, 0);
-        }
-        phases ^= 1u << s;
-        asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(dst + o),
-                     "r"(sm), "r"(len)
-                     : "memory");
-        asm volatile("cp.async.bulk.commit_group;" ::: "memory");
-        const uint64_t kn = k + P;
-        if (kn < mine) {
-            /* stage kn % S last held chunk kn - S, whose store is S - P groups back */
-            asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(S - P) : "memory");
-            const int sn = (int)(kn % S);
-            uint64_t no = (pid + kn * np) * chunk;
-            uint32_t nlen = (uint32_t)(bytes - no < chunk ? bytes - no : chunk);
-            uint32_t nb = smem_u32(&bar[w][sn]), nsm = smem_u32(base + (uint64_t)sn * chunk);
-            asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(nb),
-                         "r"(nlen)
-                         : "memory");
-            asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], "
-                         "[%1], %2, [%3];" ::"r"(nsm),
-                         "l"(src + no), "r"(nlen), "r"(nb)
-                         : "memory");
-        }
-    }
-    asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+    kccl_bulk_pipeline<S, P>(dst, src, bytes, tsm + w * KCCL_BULK_PIPE_SMEM(S, chunk), chunk,
+                             (uint64_t)blockIdx.x * W + w, (uint64_t)gridDim.x * W);
 }
 
 struct tma2_shape {
@@ -288,6 +150,7 @@ struct tma2_shape {
 };
 
 static const tma2_shape k_tma2[] = {
+    {"s4p4_32K_w1", tma2_copy_kernel<4, 4>, 1, 1, 4, 32768}, /* the first try: no store in flight */
     {"s8p4_16K_w1", tma2_copy_kernel<8, 4>, 1, 1, 8, 16384},
     {"s8p6_16K_w1", tma2_copy_kernel<8, 6>, 1, 1, 8, 16384},
     {"s4p2_8K_w4", tma2_copy_kernel<4, 2>, 1, 4, 4, 8192},
@@ -306,7 +169,7 @@ static int sweep_tma2(const char *what, char *dst, const char *src, uint64_t slo
                       cudaEvent_t e0, cudaEvent_t e1)
 {
     for (const tma2_shape &v : k_tma2) {
-        size_t smem = (size_t)v.warps * v.stages * v.chunk;
+        size_t smem = (size_t)v.warps * KCCL_BULK_PIPE_SMEM(v.stages, v.chunk);
         GH_CUDA(cudaFuncSetAttribute(v.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         GH_CUDA(cudaMemset(dst, 0xEE, 2 * slot));
         GH_CUDA(cudaDeviceSynchronize());
@@ -596,7 +459,7 @@ static int bench_sweep(int rank, int n, const kccl_unique_id_t *id, const kccl_b
     GH_CUDA(cudaEventCreate(&e1));
     const uint64_t sizes[] = {256ull << 20, 1ull << 30};
 
-    /* 1. signal flavours (first: the copies below include the riskier TMA kernel) */
+    /* 1. signal flavours (first: the copies below include the riskier TMA kernels) */
     unsigned long long *ns;
     GH_CUDA(cudaMalloc(&ns, sizeof(*ns)));
     if (sweep_rtt<0>(comm, rank, peer, smem, prbuf, bs, &seq, ns, "red_release_sys") ||
@@ -668,7 +531,7 @@ static int bench_sweep(int rank, int n, const kccl_unique_id_t *id, const kccl_b
         }
     GH_OK(pair_sync(bs, peer, &seq));
 
-    /* 6. copy engine and TMA puts */
+    /* 6. copy engine */
     if (rank == 0) {
         cudaStream_t st;
         GH_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
@@ -718,45 +581,6 @@ static int bench_sweep(int rank, int n, const kccl_unique_id_t *id, const kccl_b
                 cudaStreamDestroy(ss[k]);
         }
         cudaStreamDestroy(st);
-        struct {
-            const char *name;
-            int bps;
-            uint32_t chunk;
-        } tv[] = {{"tma_put_b1_4x32K", 1, 32768},
-                  {"tma_put_b2_4x16K", 2, 16384},
-                  {"tma_put_b1_4x48K", 1, 49152}};
-        GH_CUDA(cudaFuncSetAttribute(tma_put_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     4 * 49152));
-        GH_CUDA(cudaMemset(peer_r + slot, 0xEE, slot)); /* poison: the TMA copies must rewrite it */
-        GH_CUDA(cudaDeviceSynchronize());
-        for (auto &v : tv) {
-            std::vector<double> tt;
-            for (int it = 0; it < 12; it++) {
-                uint64_t off = (uint64_t)(it % 2) * slot;
-                GH_CUDA(cudaEventRecord(e0));
-                tma_put_kernel<4><<<sms * v.bps, 32, 4 * v.chunk>>>(
-                    peer_r + off, (char *)sbuf + off, slot, v.chunk);
-                GH_CUDA(cudaEventRecord(e1));
-                GH_CUDA(cudaEventSynchronize(e1));
-                GH_CUDA(cudaGetLastError());
-                float ms;
-                GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
-                if (it >= 2)
-                    tt.push_back(ms * 1e-3);
-            }
-            char nm[96];
-            snprintf(nm, sizeof(nm), "%s_1024MiB", v.name);
-            result(nm, (double)slot / median(tt) / 1e9, "GB/s");
-        }
-        /* check the last TMA copy landed: compare a few spots of the peer's buffer */
-        std::vector<unsigned char> a(4096), b(4096);
-        const uint64_t spots[] = {0, slot / 2 + 12345 * 16, slot - 4096};
-        for (uint64_t at : spots) {
-            GH_CUDA(cudaMemcpy(a.data(), peer_r + slot + at, 4096, cudaMemcpyDefault));
-            GH_CUDA(cudaMemcpy(b.data(), (char *)sbuf + slot + at, 4096, cudaMemcpyDefault));
-            GH_CHECK(memcmp(a.data(), b.data(), 4096) == 0, "tma put: bytes at %llu differ",
-                     (unsigned long long)at);
-        }
     }
     GH_OK(pair_sync(bs, peer, &seq));
 

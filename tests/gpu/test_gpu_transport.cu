@@ -237,7 +237,7 @@ static int memory_channels(bufs_t *b, int round, const char *what)
         GH_CUDA(cudaMemcpy(d + i, &dh[i], sizeof(dh[i]), cudaMemcpyHostToDevice));
     GH_CUDA(cudaMemset(kccl_mem_ptr(b->recv), 0xEE, (size_t)n * SLICE));
     GH_CUDA(cudaFuncSetAttribute(mc_put_bulk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 KCCL_BULK_SMEM));
+                                 (int)KCCL_BULK_SMEM));
     GH_CUDA(cudaDeviceSynchronize());
     GH_OK(kccl_bootstrap_barrier(kccl_comm_bootstrap(b->comm)));
     const uint64_t cut[] = {0, 3, SLICE / 2 + 7, SLICE};

@@ -29,8 +29,11 @@
 #define KCCL_BULK_STAGES 8
 #define KCCL_BULK_AHEAD  4
 #define KCCL_BULK_CHUNK  16384u
-/* buffers, then one 8-byte mbarrier per stage */
-#define KCCL_BULK_SMEM (KCCL_BULK_STAGES * KCCL_BULK_CHUNK + KCCL_BULK_STAGES * 8)
+/* Bytes of shared memory one pipeline of S stages of `chunk` bytes uses: buffers, then one
+ * 8-byte mbarrier per stage. */
+#define KCCL_BULK_PIPE_SMEM(S, chunk) ((size_t)(S) * (chunk) + (size_t)(S)*8)
+/* dynamic shared memory per block of kccl_bulk_copy_grid */
+#define KCCL_BULK_SMEM KCCL_BULK_PIPE_SMEM(KCCL_BULK_STAGES, KCCL_BULK_CHUNK)
 
 /* Copies bytes with threads [tid, nthreads) cooperating; 16-byte accesses when aligned. */
 KCCL_DEVICE void kccl_copy(void *dst, const void *src, uint64_t bytes, uint32_t tid,
@@ -65,7 +68,8 @@ KCCL_DEVICE void kccl_copy(void *dst, const void *src, uint64_t bytes, uint32_t 
         d[b] = s[b];
 }
 
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+/* The TMA helpers below use sm_90 instructions: instantiate them only for sm_90 and later
+ * (kccl_bulk_copy_grid checks __CUDA_ARCH__). */
 
 KCCL_DEVICE uint32_t kccl_smem_addr(const void *p)
 {
@@ -83,15 +87,20 @@ KCCL_DEVICE void kccl_bulk_load(uint32_t sm, const char *src, uint32_t len, uint
                  : "memory");
 }
 
-/* Thread 0 of the block: the pipeline over chunks blockIdx.x, +gridDim.x, ... of [0, bytes)
- * (d, s and bytes multiples of 16). */
-KCCL_DEVICE void kccl_bulk_pipeline(char *d, const char *s, uint64_t bytes, unsigned char *smem)
+/* One thread: pipeline `pid` of `np` copies chunks pid, pid + np, ... of [0, bytes) from s to
+ * d through smem (KCCL_BULK_PIPE_SMEM(S, C) bytes, 8-byte aligned), S stages, loads P <= S
+ * chunks ahead (P = S: a stage is refilled only once the store just issued has read it); d, s,
+ * bytes and C multiples of 16. The library runs one per block (kccl_bulk_copy_grid); the sweep in
+ * tests/gpu/bench_sweep.cuh times other shapes. */
+template <uint32_t S, uint32_t P>
+KCCL_DEVICE void kccl_bulk_pipeline(char *d, const char *s, uint64_t bytes, unsigned char *smem,
+                                    uint32_t C, uint64_t pid, uint64_t np)
 {
-    const uint32_t S = KCCL_BULK_STAGES, P = KCCL_BULK_AHEAD, C = KCCL_BULK_CHUNK;
-    const uint64_t np = gridDim.x, nch = (bytes + C - 1) / C;
-    if (blockIdx.x >= nch)
+    static_assert(P >= 1 && P <= S && S <= 32, "0 < P <= S <= 32 stages");
+    const uint64_t nch = (bytes + C - 1) / C;
+    if (pid >= nch)
         return;
-    const uint64_t mine = (nch - blockIdx.x + np - 1) / np;
+    const uint64_t mine = (nch - pid + np - 1) / np;
     uint64_t *bar = (uint64_t *)(smem + (size_t)S * C);
     for (uint32_t i = 0; i < S; i++)
         asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(kccl_smem_addr(&bar[i]))
@@ -99,7 +108,7 @@ KCCL_DEVICE void kccl_bulk_pipeline(char *d, const char *s, uint64_t bytes, unsi
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     for (uint64_t k = 0; k < mine && k < P; k++) {
-        uint64_t o = (blockIdx.x + k * np) * C;
+        uint64_t o = (pid + k * np) * C;
         kccl_bulk_load(kccl_smem_addr(smem + k * C), s + o,
                        (uint32_t)(bytes - o < C ? bytes - o : C), kccl_smem_addr(&bar[k]));
     }
@@ -107,7 +116,7 @@ KCCL_DEVICE void kccl_bulk_pipeline(char *d, const char *s, uint64_t bytes, unsi
     const uint64_t start = kccl_globaltimer();
     for (uint64_t k = 0; k < mine; k++) {
         const uint32_t st = (uint32_t)(k % S), b = kccl_smem_addr(&bar[st]);
-        const uint64_t o = (blockIdx.x + k * np) * C;
+        const uint64_t o = (pid + k * np) * C;
         const uint32_t len = (uint32_t)(bytes - o < C ? bytes - o : C);
         uint32_t ok = 0;
         while (!ok) {
@@ -127,11 +136,9 @@ KCCL_DEVICE void kccl_bulk_pipeline(char *d, const char *s, uint64_t bytes, unsi
         const uint64_t kn = k + P;
         if (kn < mine) {
             /* stage kn % S last held chunk kn - S, whose store is S - P groups back */
-            asm volatile(
-                "cp.async.bulk.wait_group.read %0;" ::"n"(KCCL_BULK_STAGES - KCCL_BULK_AHEAD)
-                : "memory");
+            asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(S - P) : "memory");
             const uint32_t sn = (uint32_t)(kn % S);
-            const uint64_t no = (blockIdx.x + kn * np) * C;
+            const uint64_t no = (pid + kn * np) * C;
             kccl_bulk_load(kccl_smem_addr(smem + (size_t)sn * C), s + no,
                            (uint32_t)(bytes - no < C ? bytes - no : C), kccl_smem_addr(&bar[sn]));
         }
@@ -144,8 +151,6 @@ KCCL_DEVICE void kccl_bulk_pipeline(char *d, const char *s, uint64_t bytes, unsi
         asm volatile("mbarrier.inval.shared::cta.b64 [%0];" ::"r"(kccl_smem_addr(&bar[i]))
                      : "memory");
 }
-
-#endif
 
 /* Whole grid (see the header comment): dst <- src, bytes. smem: this block's
  * KCCL_BULK_SMEM bytes of dynamic shared memory, 16-byte aligned. */
@@ -164,7 +169,9 @@ KCCL_DEVICE void kccl_bulk_copy_grid(void *dst, const void *src, uint64_t bytes,
         if (tid < tail)
             d[head + mid + tid] = s[head + mid + tid];
         if (threadIdx.x == 0)
-            kccl_bulk_pipeline(d + head, s + head, mid, (unsigned char *)smem);
+            kccl_bulk_pipeline<KCCL_BULK_STAGES, KCCL_BULK_AHEAD>(
+                d + head, s + head, mid, (unsigned char *)smem, KCCL_BULK_CHUNK, blockIdx.x,
+                gridDim.x);
         __syncthreads();
         return;
     }
