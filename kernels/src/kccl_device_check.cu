@@ -24,7 +24,7 @@ __global__ void kccl_check_memory_channel_grid(kccl_memory_channel_dev_t c, uint
 
 __global__ void kccl_check_memory_channel_bulk(kccl_memory_channel_dev_t c, uint64_t bytes)
 {
-    extern __shared__ __align__(16) unsigned char smem[];
+    extern __shared__ __align__(128) unsigned char smem[];
     kccl_mc_put_bulk(&c, 0, 0, bytes, smem);
 }
 

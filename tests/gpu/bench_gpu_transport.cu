@@ -70,7 +70,7 @@ __global__ void bw_put_kernel(kccl_memory_channel_dev_t c, uint64_t dst_off, uin
 __global__ void bw_put_bulk_kernel(kccl_memory_channel_dev_t c, uint64_t dst_off, uint64_t src_off,
                                    uint64_t bytes)
 {
-    extern __shared__ __align__(16) unsigned char bulk_smem[];
+    extern __shared__ __align__(128) unsigned char bulk_smem[];
     kccl_mc_put_bulk(&c, dst_off, src_off, bytes, bulk_smem);
 }
 

@@ -41,7 +41,7 @@ __global__ void mc_put_kernel(kccl_memory_channel_dev_t *chs, int nch, uint64_t 
 __global__ void mc_put_bulk_kernel(kccl_memory_channel_dev_t *chs, int ch, uint64_t dst_off,
                                    uint64_t lo, uint64_t hi)
 {
-    extern __shared__ __align__(16) unsigned char bulk_smem[];
+    extern __shared__ __align__(128) unsigned char bulk_smem[];
     kccl_mc_put_bulk(&chs[ch], dst_off + lo, lo, hi - lo, bulk_smem);
 }
 
