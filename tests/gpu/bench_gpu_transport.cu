@@ -161,6 +161,28 @@ static double median(std::vector<double> v)
     return v[v.size() / 2];
 }
 
+/* Times launch(it) for it in [0, iters) between two events each, skips the first `skip`
+ * and leaves the median in *sec (seconds); 1 on a CUDA error. */
+template <typename F>
+static int time_median(int iters, int skip, cudaEvent_t e0, cudaEvent_t e1, const F &launch,
+                       double *sec)
+{
+    std::vector<double> t;
+    for (int it = 0; it < iters; it++) {
+        GH_CUDA(cudaEventRecord(e0));
+        launch(it);
+        GH_CUDA(cudaEventRecord(e1));
+        GH_CUDA(cudaEventSynchronize(e1));
+        GH_CUDA(cudaGetLastError());
+        float ms;
+        GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+        if (it >= skip)
+            t.push_back(ms * 1e-3);
+    }
+    *sec = median(t);
+    return 0;
+}
+
 static void result(const char *name, double v, const char *unit)
 {
     printf("RESULT %s %.3f %s\n", name, v, unit);
@@ -221,23 +243,18 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
     if (rank == 0) {
         for (int sm_path = 0; sm_path < 2; sm_path++)
             for (size_t bytes = sm_path ? slot : 1 << 20; bytes <= slot; bytes <<= 2) {
-                std::vector<double> t;
-                for (int it = 0; it < 25; it++) {
-                    uint64_t off = (uint64_t)(it % slots) * slot;
-                    GH_CUDA(cudaEventRecord(e0));
-                    put_launch(sm_path, mh, off, bytes, sms);
-                    GH_CUDA(cudaEventRecord(e1));
-                    GH_CUDA(cudaEventSynchronize(e1));
-                    GH_CUDA(cudaGetLastError());
-                    float ms;
-                    GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
-                    if (it >= 5)
-                        t.push_back(ms * 1e-3);
-                }
+                double sec;
+                if (time_median(
+                        25, 5, e0, e1,
+                        [&](int it) {
+                            put_launch(sm_path, mh, (uint64_t)(it % slots) * slot, bytes, sms);
+                        },
+                        &sec))
+                    return 1;
                 char name[64];
                 snprintf(name, sizeof(name), "mc_put%s_%zuMiB", sm_path ? "_ldst" : "",
                          bytes >> 20);
-                result(name, (double)bytes / median(t) / 1e9, "GB/s");
+                result(name, (double)bytes / sec / 1e9, "GB/s");
             }
         /* both shapes move the right bytes: poison, put 1 GiB less 16, compare spots */
         char *pr = (char *)kccl_rmem_mapped_ptr(peers[peer]);
@@ -314,21 +331,13 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
     if (rank == 0) {
         const uint32_t chunks[] = {1u << 20, 16u << 20, 256u << 20};
         for (uint32_t chunk : chunks) {
-            std::vector<double> t;
-            for (int it = 0; it < 8; it++) {
-                GH_CUDA(cudaEventRecord(e0));
-                pc_bw_kernel<<<1, 32>>>(ph, slot, chunk);
-                GH_CUDA(cudaEventRecord(e1));
-                GH_CUDA(cudaEventSynchronize(e1));
-                GH_CUDA(cudaGetLastError());
-                float ms;
-                GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
-                if (it >= 2)
-                    t.push_back(ms * 1e-3);
-            }
+            double sec;
+            if (time_median(
+                    8, 2, e0, e1, [&](int) { pc_bw_kernel<<<1, 32>>>(ph, slot, chunk); }, &sec))
+                return 1;
             char name[64];
             snprintf(name, sizeof(name), "pc_put_1GiB_chunk_%uMiB", chunk >> 20);
-            result(name, (double)slot / median(t) / 1e9, "GB/s");
+            result(name, (double)slot / sec / 1e9, "GB/s");
         }
         const int ntrig = 200000;
         std::vector<double> t;

@@ -173,22 +173,18 @@ static int sweep_tma2(const char *what, char *dst, const char *src, uint64_t slo
         GH_CUDA(cudaFuncSetAttribute(v.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         GH_CUDA(cudaMemset(dst, 0xEE, 2 * slot));
         GH_CUDA(cudaDeviceSynchronize());
-        std::vector<double> tt;
-        for (int it = 0; it < 12; it++) {
-            uint64_t off = (uint64_t)(it % 2) * slot;
-            GH_CUDA(cudaEventRecord(e0));
-            v.fn<<<sms * v.bps, 32 * v.warps, smem>>>(dst + off, src + off, slot, v.chunk);
-            GH_CUDA(cudaEventRecord(e1));
-            GH_CUDA(cudaEventSynchronize(e1));
-            GH_CUDA(cudaGetLastError());
-            float ms;
-            GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
-            if (it >= 2)
-                tt.push_back(ms * 1e-3);
-        }
+        double sec;
+        if (time_median(
+                12, 2, e0, e1,
+                [&](int it) {
+                    uint64_t off = (uint64_t)(it % 2) * slot;
+                    v.fn<<<sms * v.bps, 32 * v.warps, smem>>>(dst + off, src + off, slot, v.chunk);
+                },
+                &sec))
+            return 1;
         char nm[96];
         snprintf(nm, sizeof(nm), "%s_tma2_%s_1024MiB", what, v.name);
-        result(nm, (double)slot / median(tt) / 1e9, "GB/s");
+        result(nm, (double)slot / sec / 1e9, "GB/s");
         std::vector<unsigned char> a(4096), b(4096);
         const uint64_t spots[] = {0,           12345 * 16, slot / 2 + 777 * 16,
                                   slot - 4096, slot,       2 * slot - 4096};
@@ -330,20 +326,16 @@ static int sweep_time_copy(copy_fn fn, int blocks, int threads, char *dst, const
                            uint64_t bytes, uint64_t slot, cudaEvent_t e0, cudaEvent_t e1,
                            double *gbs)
 {
-    std::vector<double> t;
-    for (int it = 0; it < 15; it++) {
-        uint64_t off = (uint64_t)(it % 2) * slot;
-        GH_CUDA(cudaEventRecord(e0));
-        fn<<<blocks, threads>>>(dst + off, src + off, bytes);
-        GH_CUDA(cudaEventRecord(e1));
-        GH_CUDA(cudaEventSynchronize(e1));
-        GH_CUDA(cudaGetLastError());
-        float ms;
-        GH_CUDA(cudaEventElapsedTime(&ms, e0, e1));
-        if (it >= 3)
-            t.push_back(ms * 1e-3);
-    }
-    *gbs = (double)bytes / median(t) / 1e9;
+    double sec;
+    if (time_median(
+            15, 3, e0, e1,
+            [&](int it) {
+                uint64_t off = (uint64_t)(it % 2) * slot;
+                fn<<<blocks, threads>>>(dst + off, src + off, bytes);
+            },
+            &sec))
+        return 1;
+    *gbs = (double)bytes / sec / 1e9;
     return 0;
 }
 

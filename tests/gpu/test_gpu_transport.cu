@@ -184,6 +184,19 @@ static int fill_send(bufs_t *b, int round)
     return 0;
 }
 
+/* After put kernels into every peer: wait for them, signal every peer and wait for every
+ * peer's signal (its puts into this rank have landed). */
+static int puts_landed(kccl_memory_channel_dev_t *d, int nch)
+{
+    GH_CUDA(cudaGetLastError());
+    GH_CUDA(cudaDeviceSynchronize());
+    mc_signal_all<<<1, 32>>>(d, nch);
+    mc_wait_all<<<1, 32>>>(d, nch);
+    GH_CUDA(cudaGetLastError());
+    GH_CUDA(cudaDeviceSynchronize());
+    return 0;
+}
+
 static int memory_channels(bufs_t *b, int round, const char *what)
 {
     int n = b->n, rank = b->rank, nch = n - 1;
@@ -204,13 +217,7 @@ static int memory_channels(bufs_t *b, int round, const char *what)
         return 1;
     GH_OK(kccl_bootstrap_barrier(kccl_comm_bootstrap(b->comm)));
     mc_put_kernel<<<nch * 16, 512>>>(d, nch, (uint64_t)rank * SLICE, SLICE);
-    GH_CUDA(cudaGetLastError());
-    GH_CUDA(cudaDeviceSynchronize());
-    mc_signal_all<<<1, 32>>>(d, nch);
-    mc_wait_all<<<1, 32>>>(d, nch);
-    GH_CUDA(cudaGetLastError());
-    GH_CUDA(cudaDeviceSynchronize());
-    if (check_slices(kccl_mem_ptr(b->recv), rank, n, round, what))
+    if (puts_landed(d, nch) || check_slices(kccl_mem_ptr(b->recv), rank, n, round, what))
         return 1;
     /* get: read each peer's send slice (seed of the peer) into this rank's receive buffer at
      * the peer's slot, with the channel's local side pointed at that slot; poisoned first so
@@ -245,13 +252,7 @@ static int memory_channels(bufs_t *b, int round, const char *what)
         for (int k = 0; k < 3; k++)
             mc_put_bulk_kernel<<<16, 128, KCCL_BULK_SMEM>>>(d, i, (uint64_t)rank * SLICE, cut[k],
                                                             cut[k + 1]);
-    GH_CUDA(cudaGetLastError());
-    GH_CUDA(cudaDeviceSynchronize());
-    mc_signal_all<<<1, 32>>>(d, nch);
-    mc_wait_all<<<1, 32>>>(d, nch);
-    GH_CUDA(cudaGetLastError());
-    GH_CUDA(cudaDeviceSynchronize());
-    if (check_slices(kccl_mem_ptr(b->recv), rank, n, round, "bulk put"))
+    if (puts_landed(d, nch) || check_slices(kccl_mem_ptr(b->recv), rank, n, round, "bulk put"))
         return 1;
     GH_OK(kccl_bootstrap_barrier(kccl_comm_bootstrap(b->comm)));
     for (auto ch : chs)
