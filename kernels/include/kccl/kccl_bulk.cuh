@@ -1,8 +1,8 @@
 /*
  * kccl_bulk.cuh - grid-wide bulk copies through shared memory with the Tensor Memory
  * Accelerator (cp.async.bulk, sm_90 and later): the fastest SM-driven way found to write
- * into a peer GPU's mapping (H100 NV18, 1 GiB one way: 374-375 GB/s against 369-371 for
- * the best load/store loop; tests/gpu/NOTES.md).
+ * into a peer GPU's mapping (H100 NV18, 1 GiB one way: 373.6-374.7 GB/s against 368.6-370.7
+ * for the best load/store loop; tests/gpu/NOTES.md).
  *
  * Each block runs one pipeline, driven by thread 0: KCCL_BULK_STAGES buffers of
  * KCCL_BULK_CHUNK bytes in dynamic shared memory; bulk loads (global -> shared, completion
