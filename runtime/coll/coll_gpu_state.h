@@ -50,7 +50,7 @@ typedef struct kccl_cg_state {
     long ll2_max;   /* KCCL_COLL_LL2_MAX */
     long ce_min;    /* KCCL_COLL_CE_MIN */
     long cep_min;   /* KCCL_COLL_CEP_MIN */
-    long zc_blocks; /* KCCL_COLL_ZC_BLOCKS; -1: two per SM */
+    long zc_blocks; /* KCCL_COLL_ZC_BLOCKS; -1: zc_grid()'s rule (coll_gpu.c) */
     uint64_t tick;
     void *ptr_attr; /* cuPointerGetAttribute, or NULL */
     kccl_cg_reg_t reg[KCCL_CG_REG_SLOTS];

@@ -89,7 +89,9 @@ typedef enum {
       "auto: smallest all-reduce/all-gather size for the copy engine; -1 = built-in table")        \
     X(COLL_CEP_MIN, INT, "-1", 0,                                                                  \
       "auto: smallest all-reduce size for copy-engine pulls (cep); -1 = built-in table")           \
-    X(COLL_ZC_BLOCKS, INT, "-1", 0, "zero-copy kernels: most blocks per launch; -1 = two per SM")
+    X(COLL_ZC_BLOCKS, INT, "-1", 0,                                                                \
+      "zero-copy kernels: most blocks per launch; -1 = one per SM with 2 ranks, half the SMs "     \
+      "with more")
 
 typedef enum {
 #define KCCL_CFG_ENUM_(name, type, def, flags, help) KCCL_CFG_##name,

@@ -241,27 +241,26 @@ static int bench_pair(int rank, int n, const kccl_unique_id_t *id, const kccl_bo
                                  (int)KCCL_BULK_SMEM));
     GH_OK(pair_sync(bs, peer, &seq));
     if (rank == 0) {
-        for (int sm_path = 0; sm_path < 2; sm_path++)
-            for (size_t bytes = sm_path ? slot : 1 << 20; bytes <= slot; bytes <<= 2) {
+        for (int ldst = 0; ldst < 2; ldst++)
+            for (size_t bytes = ldst ? slot : 1 << 20; bytes <= slot; bytes <<= 2) {
                 double sec;
                 if (time_median(
                         25, 5, e0, e1,
                         [&](int it) {
-                            put_launch(sm_path, mh, (uint64_t)(it % slots) * slot, bytes, sms);
+                            put_launch(ldst, mh, (uint64_t)(it % slots) * slot, bytes, sms);
                         },
                         &sec))
                     return 1;
                 char name[64];
-                snprintf(name, sizeof(name), "mc_put%s_%zuMiB", sm_path ? "_ldst" : "",
-                         bytes >> 20);
+                snprintf(name, sizeof(name), "mc_put%s_%zuMiB", ldst ? "_ldst" : "", bytes >> 20);
                 result(name, (double)bytes / sec / 1e9, "GB/s");
             }
         /* both shapes move the right bytes: poison, put 1 GiB less 16, compare spots */
         char *pr = (char *)kccl_rmem_mapped_ptr(peers[peer]);
-        for (int sm_path = 0; sm_path < 2; sm_path++) {
+        for (int ldst = 0; ldst < 2; ldst++) {
             GH_CUDA(cudaMemset(pr, 0xEE, slot));
             GH_CUDA(cudaDeviceSynchronize());
-            put_launch(sm_path, mh, 0, slot - 16, sms);
+            put_launch(ldst, mh, 0, slot - 16, sms);
             GH_CUDA(cudaGetLastError());
             GH_CUDA(cudaDeviceSynchronize());
             std::vector<unsigned char> a(65536), b(65536);
